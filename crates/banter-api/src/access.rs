@@ -1,0 +1,52 @@
+//! Who may read and post on a video: anyone for public videos; the owner for private ones; the
+//! owner and members for members-only ones. Admins and moderators see everything.
+//! The realtime layer applies the same rule to channel joins.
+
+use banter_core::{User, Video, Visibility};
+use banter_store::ReadPool;
+
+use crate::{ApiError, codes};
+
+/// Why a viewer may not see a video.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// Anonymous viewer on a restricted video: signing in may help.
+    SignInRequired,
+    /// Signed in, but neither owner nor member.
+    NotAllowed,
+}
+
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::SignInRequired => {
+                ApiError::unauthorized(codes::UNAUTHENTICATED, "this video is private: sign in")
+            }
+            Denied::NotAllowed => ApiError::Forbidden("this video is private".into()),
+        }
+    }
+}
+
+/// Checks `viewer` against `video` (`None`: the video does not exist yet, so it is public).
+pub async fn check_view(
+    reads: &ReadPool,
+    video: Option<&Video>,
+    viewer: Option<&User>,
+) -> Result<Result<(), Denied>, ApiError> {
+    let Some(video) = video else {
+        return Ok(Ok(()));
+    };
+    if video.visibility == Visibility::Public {
+        return Ok(Ok(()));
+    }
+    let Some(viewer) = viewer else {
+        return Ok(Err(Denied::SignInRequired));
+    };
+    if viewer.role.can_moderate() || video.owner_id == Some(viewer.id) {
+        return Ok(Ok(()));
+    }
+    if video.visibility == Visibility::Members && reads.is_member(&video.id, viewer.id).await? {
+        return Ok(Ok(()));
+    }
+    Ok(Err(Denied::NotAllowed))
+}

@@ -1,0 +1,12 @@
+//! Authentication: access tokens (JWT), password hashing, refresh tokens, and the extractor
+//! that turns a request's bearer token into the signed-in user.
+
+mod jwt;
+mod password;
+mod principal;
+mod refresh;
+
+pub use jwt::{JwtKeys, TokenError};
+pub use password::PasswordHasher;
+pub use principal::{MaybePrincipal, Principal, verify_access_token};
+pub use refresh::{RefreshToken, hash_refresh_token};

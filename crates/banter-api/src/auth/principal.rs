@@ -1,0 +1,86 @@
+//! `Principal`: the signed-in user of a request, extracted from `Authorization: Bearer <jwt>`.
+//! Beyond the token's signature and expiry, the user must still be active and the device not
+//! revoked; that is checked on the primary on every request so it takes effect at once.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, web};
+use banter_core::{DeviceId, User};
+
+use super::TokenError;
+use crate::{ApiError, ApiState, codes};
+
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user: User,
+    pub device_id: DeviceId,
+}
+
+/// Verifies an access token and loads its user, for any transport (HTTP or WebSocket).
+pub async fn verify_access_token(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
+    let (user_id, device_id) = state.jwt.verify(token).map_err(|e| match e {
+        TokenError::Expired => ApiError::unauthorized(codes::TOKEN_EXPIRED, e.to_string()),
+        TokenError::Invalid => ApiError::unauthorized(codes::INVALID_TOKEN, e.to_string()),
+    })?;
+    let user = state
+        .store
+        .primary()
+        .active_principal(user_id, &device_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                codes::INVALID_TOKEN,
+                "the account is deactivated or the device was signed out",
+            )
+        })?;
+    Ok(Principal { user, device_id })
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<ApiState>>().cloned();
+        let header = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| anyhow::anyhow!("ApiState is not registered"))?;
+            let header = header.ok_or_else(|| {
+                ApiError::unauthorized(codes::UNAUTHENTICATED, "sign in: this needs a bearer token")
+            })?;
+            let token = header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .ok_or_else(|| {
+                    ApiError::unauthorized(
+                        codes::INVALID_TOKEN,
+                        "Authorization must be 'Bearer <token>'",
+                    )
+                })?;
+            verify_access_token(&state, token.trim()).await
+        })
+    }
+}
+
+/// An optional sign-in: `None` without an `Authorization` header, an error for a bad token
+/// (a client that sends a token wants to know it is not accepted, not be served anonymously).
+pub struct MaybePrincipal(pub Option<Principal>);
+
+impl FromRequest for MaybePrincipal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        if !req.headers().contains_key(AUTHORIZATION) {
+            return Box::pin(async { Ok(MaybePrincipal(None)) });
+        }
+        let principal = Principal::from_request(req, payload);
+        Box::pin(async move { Ok(MaybePrincipal(Some(principal.await?))) })
+    }
+}

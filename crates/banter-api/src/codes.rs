@@ -1,0 +1,40 @@
+//! The stable error codes of the HTTP API. Clients branch on these strings, so they never change
+//! meaning; add new ones rather than reuse.
+
+pub const MALFORMED_JSON: &str = "malformed_json";
+pub const INVALID_REQUEST: &str = "invalid_request";
+pub const INVALID_FIELD: &str = "invalid_field";
+pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+
+pub const COMMENT_EMPTY: &str = "comment_empty";
+pub const COMMENT_TOO_LONG: &str = "comment_too_long";
+pub const COMMENT_CONTROL_CHARACTER: &str = "comment_control_character";
+pub const INVALID_VIDEO_ID: &str = "invalid_video_id";
+pub const INVALID_USERNAME: &str = "invalid_username";
+pub const INVALID_EMAIL: &str = "invalid_email";
+pub const INVALID_PASSWORD: &str = "invalid_password";
+pub const INVALID_DEVICE_ID: &str = "invalid_device_id";
+pub const INVALID_ROLE: &str = "invalid_role";
+pub const INVALID_VISIBILITY: &str = "invalid_visibility";
+
+pub const UNAUTHENTICATED: &str = "unauthenticated";
+pub const INVALID_TOKEN: &str = "invalid_token";
+pub const TOKEN_EXPIRED: &str = "token_expired";
+pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
+pub const INVALID_REFRESH_TOKEN: &str = "invalid_refresh_token";
+pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
+pub const ACCOUNT_INACTIVE: &str = "account_inactive";
+
+pub const FORBIDDEN: &str = "forbidden";
+pub const NOT_FOUND: &str = "not_found";
+pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+
+pub const EMAIL_TAKEN: &str = "email_taken";
+pub const USERNAME_TAKEN: &str = "username_taken";
+pub const VIDEO_EXISTS: &str = "video_exists";
+pub const CONFLICT: &str = "conflict";
+
+pub const RATE_LIMITED: &str = "rate_limited";
+pub const INTERNAL: &str = "internal_error";
+pub const UNAVAILABLE: &str = "service_unavailable";

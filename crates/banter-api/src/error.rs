@@ -1,0 +1,192 @@
+//! `ApiError`: every failure of the HTTP API, and the one envelope it is sent in:
+//! `{"error":{"code":"…","message":"…","request_id":"…"}}`.
+//!
+//! The status is chosen by matching on the variant, never defaulted, so a database outage can
+//! not look like a client fault. 5xx bodies carry a generic message; the cause goes to the log.
+
+use std::fmt;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue, RETRY_AFTER};
+use actix_web::{HttpResponse, ResponseError};
+use banter_core::{
+    CommentBodyError, DeviceIdError, EmailError, PasswordError, UsernameError, VideoIdError,
+};
+use banter_store::StoreError;
+
+use crate::{codes, request_id};
+
+#[derive(thiserror::Error)]
+pub enum ApiError {
+    /// The request body or query could not be parsed at all (400).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// Well-formed, but a value breaks a rule (422).
+    #[error("{message}")]
+    Validation { code: &'static str, message: String },
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("too many requests; retry in {} s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
+    #[error("service unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Unexpected(e) => write!(f, "Unexpected({e:?})"),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn validation(code: &'static str, err: impl fmt::Display) -> Self {
+        ApiError::Validation {
+            code,
+            message: err.to_string(),
+        }
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unauthorized {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::Validation { code, .. }
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Conflict { code, .. } => code,
+            ApiError::Forbidden(_) => codes::FORBIDDEN,
+            ApiError::NotFound(_) => codes::NOT_FOUND,
+            ApiError::PayloadTooLarge { .. } => codes::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => codes::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed => codes::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => codes::RATE_LIMITED,
+            ApiError::Unavailable => codes::UNAVAILABLE,
+            ApiError::Unexpected(_) => codes::INTERNAL,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let request_id = request_id::current();
+        if let ApiError::Unexpected(cause) = self {
+            tracing::error!(request_id = %request_id, error = ?cause, "request failed");
+        }
+        let body = serde_json::json!({
+            "error": {
+                "code": self.code(),
+                "message": self.to_string(),
+                "request_id": request_id,
+            }
+        });
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        if let ApiError::RateLimited { retry_after } = self {
+            // Round up: a client that waits the advertised time must then be let through.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response.insert_header((RETRY_AFTER, secs.max(1).to_string()));
+        }
+        response.json(body)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict("email") => ApiError::Conflict {
+                code: codes::EMAIL_TAKEN,
+                message: "email is already registered".into(),
+            },
+            StoreError::Conflict("username") => ApiError::Conflict {
+                code: codes::USERNAME_TAKEN,
+                message: "username is taken".into(),
+            },
+            StoreError::Conflict("video") => ApiError::Conflict {
+                code: codes::VIDEO_EXISTS,
+                message: "video already exists".into(),
+            },
+            StoreError::Conflict(field) => ApiError::Conflict {
+                code: codes::CONFLICT,
+                message: format!("{field} conflicts with an existing record"),
+            },
+            StoreError::Unexpected(e) => ApiError::Unexpected(e),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        ApiError::Unexpected(err)
+    }
+}
+
+impl From<CommentBodyError> for ApiError {
+    fn from(err: CommentBodyError) -> Self {
+        let code = match err {
+            CommentBodyError::Empty => codes::COMMENT_EMPTY,
+            CommentBodyError::TooLong { .. } => codes::COMMENT_TOO_LONG,
+            CommentBodyError::ControlCharacter => codes::COMMENT_CONTROL_CHARACTER,
+        };
+        ApiError::validation(code, err)
+    }
+}
+
+macro_rules! validation_from {
+    ($($err:ty => $code:expr),* $(,)?) => {
+        $(impl From<$err> for ApiError {
+            fn from(err: $err) -> Self {
+                ApiError::validation($code, err)
+            }
+        })*
+    };
+}
+
+validation_from!(
+    VideoIdError => codes::INVALID_VIDEO_ID,
+    UsernameError => codes::INVALID_USERNAME,
+    EmailError => codes::INVALID_EMAIL,
+    PasswordError => codes::INVALID_PASSWORD,
+    DeviceIdError => codes::INVALID_DEVICE_ID,
+    banter_core::RoleError => codes::INVALID_ROLE,
+    banter_core::VisibilityError => codes::INVALID_VISIBILITY,
+);

@@ -1,0 +1,68 @@
+//! Banter's REST API over actix-web: accounts and sessions (register, login, refresh-token
+//! rotation, logout, devices), admin user management, videos, and comments.
+//!
+//! Handlers take validated `banter-core` values, talk to `banter-store` (writes on the primary,
+//! listings on replicas), and report every failure as an [`ApiError`] in one JSON envelope with
+//! a stable code (`codes`). Committed comment changes go to a [`CommentPublisher`] after commit.
+//!
+//! Kept out: configuration loading, server lifecycle and health probes (`banter-server`), and
+//! anything WebSocket (`banter-realtime`).
+
+mod access;
+mod auth;
+mod client_ip;
+pub mod codes;
+mod dto;
+mod error;
+mod extract_errors;
+mod publish;
+mod rate_limit;
+pub mod request_id;
+mod routes;
+mod state;
+
+use actix_web::web;
+
+pub use access::{Denied, check_view};
+pub use auth::{JwtKeys, MaybePrincipal, PasswordHasher, Principal, verify_access_token};
+pub use dto::CommentDto;
+pub use error::ApiError;
+pub use publish::{CommentEvent, CommentPublisher, NoopPublisher};
+pub use rate_limit::{Limit, RateLimitConfig};
+pub use routes::comments::post_comment;
+pub use routes::openapi::ApiDoc;
+pub use state::{ApiConfig, ApiState};
+
+/// Registers the API's routes and extractor configuration on an actix-web app.
+/// The caller registers `web::Data<ApiState>`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use routes::{admin, auth, comments, me, openapi, videos};
+    cfg.app_data(extract_errors::json_config())
+        .app_data(extract_errors::query_config())
+        .app_data(extract_errors::path_config())
+        .service(auth::register)
+        .service(auth::login)
+        .service(auth::refresh)
+        .service(auth::logout)
+        .service(me::get_me)
+        .service(me::update_me)
+        .service(me::list_devices)
+        .service(me::revoke_device)
+        .service(admin::list_users)
+        .service(admin::update_user)
+        .service(comments::list_comments)
+        .service(comments::create_comment)
+        .service(comments::update_comment)
+        .service(comments::delete_comment)
+        .service(videos::create_video)
+        .service(videos::get_video)
+        .service(videos::update_video)
+        .service(videos::add_member)
+        .service(videos::remove_member)
+        .service(openapi::openapi_json);
+}
+
+/// The handler for unrouted requests (404 in the error envelope).
+pub fn not_found_service() -> actix_web::Route {
+    web::to(extract_errors::not_found)
+}

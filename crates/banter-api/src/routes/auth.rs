@@ -1,0 +1,253 @@
+//! `/api/auth/*`: register, login, refresh (rotation with reuse detection), logout.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use banter_core::{DeviceId, Email, Password, Role, User, Username};
+use banter_store::{NewRefreshToken, NewUser, RotateOutcome};
+use time::OffsetDateTime;
+
+use crate::auth::{RefreshToken, hash_refresh_token};
+use crate::client_ip::client_ip;
+use crate::dto::{AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, UserDto};
+use crate::{ApiError, ApiState, codes};
+
+const DEVICE_INFO_MAX_BYTES: usize = 1024;
+
+fn parse_device(
+    device_id: Option<&str>,
+    info: Option<serde_json::Value>,
+) -> Result<(DeviceId, serde_json::Value), ApiError> {
+    let device_id = match device_id {
+        Some(raw) => DeviceId::parse(raw)?,
+        None => DeviceId::parse(&uuid::Uuid::new_v4().to_string())?,
+    };
+    let info = info.unwrap_or_else(|| serde_json::json!({}));
+    if !info.is_object() {
+        return Err(ApiError::validation(
+            codes::INVALID_FIELD,
+            "device_info must be a JSON object",
+        ));
+    }
+    if info.to_string().len() > DEVICE_INFO_MAX_BYTES {
+        return Err(ApiError::validation(
+            codes::INVALID_FIELD,
+            format!("device_info must be at most {DEVICE_INFO_MAX_BYTES} bytes"),
+        ));
+    }
+    Ok((device_id, info))
+}
+
+/// Records the device and issues a fresh token pair (a new refresh-token family).
+async fn start_session(
+    state: &ApiState,
+    user: &User,
+    device_id: DeviceId,
+    info: serde_json::Value,
+) -> Result<AuthResponse, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let primary = state.store.primary();
+    primary
+        .upsert_device(user.id, &device_id, info, now)
+        .await?;
+    primary.record_login(user.id, now).await?;
+    let token = RefreshToken::generate()?;
+    primary
+        .insert_refresh_token(NewRefreshToken {
+            token_hash: &token.hash,
+            user_id: user.id,
+            device_id: &device_id,
+            family_id: None,
+            expires_at: now + state.config.refresh_token_ttl,
+        })
+        .await?;
+    token_response(state, user, &device_id, token.token)
+}
+
+fn token_response(
+    state: &ApiState,
+    user: &User,
+    device_id: &DeviceId,
+    refresh_token: String,
+) -> Result<AuthResponse, ApiError> {
+    Ok(AuthResponse {
+        user: UserDto::from(user),
+        access_token: state.jwt.issue(user.id, device_id)?,
+        token_type: "Bearer",
+        expires_in: state.jwt.ttl().as_secs(),
+        refresh_token,
+        device_id: device_id.as_ref().to_owned(),
+    })
+}
+
+/// Create an account and sign in on this device.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, body = AuthResponse),
+        (status = 409, description = "email_taken or username_taken"),
+        (status = 422, description = "invalid_email, invalid_username, invalid_password, …"),
+        (status = 429, description = "rate_limited"),
+    )
+)]
+#[post("/api/auth/register")]
+pub async fn register(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .limits
+        .register_per_ip
+        .check(&client_ip(&req, state.config.trust_forwarded_for))?;
+    let body = body.into_inner();
+    let email = Email::parse(&body.email)?;
+    let username = Username::parse(&body.username)?;
+    let password = Password::parse(&body.password)?;
+    let (device_id, info) = parse_device(body.device_id.as_deref(), body.device_info)?;
+    let password_hash = state.passwords.hash(password.expose().to_owned()).await?;
+    let user = state
+        .store
+        .primary()
+        .create_user(NewUser {
+            email,
+            username,
+            password_hash,
+            role: Role::User,
+        })
+        .await?;
+    tracing::info!(user_id = %user.id, "user registered");
+    let session = start_session(&state, &user, device_id, info).await?;
+    Ok(HttpResponse::Created().json(session))
+}
+
+/// Sign in with an email or username and a password.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = AuthResponse),
+        (status = 401, description = "invalid_credentials or account_inactive"),
+        (status = 429, description = "rate_limited"),
+    )
+)]
+#[post("/api/auth/login")]
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    state
+        .limits
+        .login_per_ip
+        .check(&client_ip(&req, state.config.trust_forwarded_for))?;
+    state
+        .limits
+        .login_per_account
+        .check(&body.login.trim().to_lowercase())?;
+    let (device_id, info) = parse_device(body.device_id.as_deref(), body.device_info)?;
+    let found = if body.login.len() <= 254 && body.password.len() <= 1024 {
+        state
+            .store
+            .primary()
+            .find_credentials(body.login.trim())
+            .await?
+    } else {
+        None
+    };
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    // Always run one verification, against a dummy hash for unknown users.
+    let verified = state.passwords.verify(body.password, hash).await?;
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            return Err(ApiError::unauthorized(
+                codes::INVALID_CREDENTIALS,
+                "wrong login or password",
+            ));
+        }
+    };
+    if !user.is_active {
+        return Err(ApiError::unauthorized(
+            codes::ACCOUNT_INACTIVE,
+            "this account is deactivated",
+        ));
+    }
+    let session = start_session(&state, &user, device_id, info).await?;
+    Ok(HttpResponse::Ok().json(session))
+}
+
+/// Exchange a refresh token for a new token pair. Each refresh token works once; presenting a
+/// used one signs that device's session out everywhere.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, body = AuthResponse),
+        (status = 401, description = "invalid_refresh_token, refresh_token_reused or account_inactive"),
+    )
+)]
+#[post("/api/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<ApiState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let old_hash = hash_refresh_token(&body.refresh_token);
+    let new = RefreshToken::generate()?;
+    let expires = OffsetDateTime::now_utc() + state.config.refresh_token_ttl;
+    let primary = state.store.primary();
+    let (user_id, device_id) = match primary
+        .rotate_refresh_token(&old_hash, &new.hash, expires)
+        .await?
+    {
+        RotateOutcome::Rotated { user_id, device_id } => (user_id, device_id),
+        RotateOutcome::Reused => {
+            tracing::warn!("refresh token reuse detected; token family revoked");
+            return Err(ApiError::unauthorized(
+                codes::REFRESH_TOKEN_REUSED,
+                "this refresh token was already used; the session has been signed out",
+            ));
+        }
+        RotateOutcome::Expired | RotateOutcome::Unknown => {
+            return Err(ApiError::unauthorized(
+                codes::INVALID_REFRESH_TOKEN,
+                "refresh token is invalid or expired",
+            ));
+        }
+    };
+    let device_id = DeviceId::parse(&device_id)?;
+    let user = primary
+        .active_principal(user_id, &device_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                codes::ACCOUNT_INACTIVE,
+                "the account or device is no longer active",
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(token_response(&state, &user, &device_id, new.token)?))
+}
+
+/// Sign out: revokes the refresh token's whole family.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 204), (status = 401, description = "invalid_refresh_token"))
+)]
+#[post("/api/auth/logout")]
+pub async fn logout(
+    state: web::Data<ApiState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let hash = hash_refresh_token(&body.refresh_token);
+    if !state.store.primary().revoke_token_family(&hash).await? {
+        return Err(ApiError::unauthorized(
+            codes::INVALID_REFRESH_TOKEN,
+            "refresh token is invalid",
+        ));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,216 @@
+//! `/api/videos/{video_id}/comments` and `/api/comments/{id}`: reading, posting, editing and
+//! deleting comments. Every committed change is handed to the publish hook after commit.
+
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use banter_core::{CommentBody, CommentId, VideoId};
+use banter_store::CommentPage;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::access::check_view;
+use crate::auth::{MaybePrincipal, Principal};
+use crate::dto::{CommentDto, CommentsPage, NewCommentRequest};
+use crate::publish::CommentEvent;
+use crate::{ApiError, ApiState, codes};
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 100;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListCommentsQuery {
+    /// Comments with a `seq` above this, oldest first (catching up).
+    after: Option<i64>,
+    /// Comments with a `seq` below this (scrolling back).
+    before: Option<i64>,
+    /// 1 to 100, default 50.
+    limit: Option<u32>,
+}
+
+/// A page of a video's comments, in ascending `seq` order; the newest page by default.
+/// Served from a read replica when one is healthy.
+#[utoipa::path(
+    tag = "comments",
+    params(("video_id" = String, Path), ListCommentsQuery),
+    responses((status = 200, body = CommentsPage), (status = 400), (status = 401), (status = 403), (status = 422))
+)]
+#[get("/api/videos/{video_id}/comments")]
+pub async fn list_comments(
+    viewer: MaybePrincipal,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    query: web::Query<ListCommentsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let video_id = VideoId::parse(&path)?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::validation(
+            codes::INVALID_FIELD,
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let page = match (query.after, query.before) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest {
+                code: codes::INVALID_REQUEST,
+                message: "give either after or before, not both".into(),
+            });
+        }
+        (Some(after), None) => CommentPage::After(after.max(0)),
+        (None, Some(before)) => CommentPage::Before(before),
+        (None, None) => CommentPage::Latest,
+    };
+    let reads = state.store.replica();
+    let video = reads.get_video(&video_id).await?;
+    check_view(reads, video.as_ref(), viewer.0.as_ref().map(|p| &p.user)).await??;
+    let comments = reads.list_comments(&video_id, page, limit).await?;
+    // The page itself is the freshest evidence of the newest seq the replica has.
+    let last_seq = video
+        .map(|v| v.last_seq)
+        .unwrap_or(0)
+        .max(comments.last().map_or(0, |c| c.seq));
+    let first = comments.first().map(|c| c.seq);
+    let last = comments.last().map(|c| c.seq);
+    let next_before = first.filter(|&s| s > 1);
+    let next_after = match (page, last) {
+        (_, Some(last)) if last < last_seq => Some(last),
+        _ => None,
+    };
+    Ok(HttpResponse::Ok().json(CommentsPage {
+        comments: comments.iter().map(CommentDto::from).collect(),
+        last_seq,
+        next_before,
+        next_after,
+    }))
+}
+
+/// Post a comment. Rate-limited per user and per device; committed on the primary, which
+/// assigns its `seq`; broadcast to live viewers after commit.
+#[utoipa::path(
+    tag = "comments",
+    params(("video_id" = String, Path)),
+    request_body = NewCommentRequest,
+    responses((status = 201, body = CommentDto), (status = 401), (status = 403), (status = 413), (status = 422), (status = 429)),
+    security(("bearer" = []))
+)]
+#[post("/api/videos/{video_id}/comments")]
+pub async fn create_comment(
+    principal: Principal,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    body: web::Json<NewCommentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let video_id = VideoId::parse(&path)?;
+    let body = CommentBody::parse(&body.body)?;
+    let comment = post_comment(&state, &principal, &video_id, &body).await?;
+    Ok(HttpResponse::Created().json(CommentDto::from(&comment)))
+}
+
+/// The one write path for new comments (REST here; the socket's `new_comment` too):
+/// access check, rate limits, commit, then publish.
+pub async fn post_comment(
+    state: &ApiState,
+    principal: &Principal,
+    video_id: &VideoId,
+    body: &CommentBody,
+) -> Result<banter_core::Comment, ApiError> {
+    let primary = state.store.primary();
+    let video = primary.get_video(video_id).await?;
+    check_view(state.store.replica(), video.as_ref(), Some(&principal.user)).await??;
+    state
+        .limits
+        .comment_per_user
+        .check(&principal.user.id.to_string())?;
+    state.limits.comment_per_device.check(&format!(
+        "{}/{}",
+        principal.user.id,
+        principal.device_id.as_ref()
+    ))?;
+    let comment = primary
+        .create_comment(video_id, principal.user.id, body)
+        .await?;
+    state
+        .publisher
+        .publish(CommentEvent::Created(comment.clone()));
+    Ok(comment)
+}
+
+/// The comment with this id, unless it does not exist or is deleted (read on the primary: the
+/// permission check must see the latest state).
+async fn live_comment(state: &ApiState, id: CommentId) -> Result<banter_core::Comment, ApiError> {
+    state
+        .store
+        .primary()
+        .get_comment(id)
+        .await?
+        .filter(|c| c.deleted_at.is_none())
+        .ok_or_else(|| ApiError::NotFound("no such comment".into()))
+}
+
+fn parse_comment_id(raw: &str) -> Result<CommentId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::NotFound("no such comment".into()))
+}
+
+/// Edit your own comment.
+#[utoipa::path(
+    tag = "comments",
+    params(("comment_id" = String, Path)),
+    request_body = NewCommentRequest,
+    responses((status = 200, body = CommentDto), (status = 401), (status = 403), (status = 404), (status = 422)),
+    security(("bearer" = []))
+)]
+#[patch("/api/comments/{comment_id}")]
+pub async fn update_comment(
+    principal: Principal,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    body: web::Json<NewCommentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_comment_id(&path)?;
+    let body = CommentBody::parse(&body.body)?;
+    let primary = state.store.primary();
+    let existing = live_comment(&state, id).await?;
+    if existing.user_id != principal.user.id {
+        return Err(ApiError::Forbidden(
+            "only the author may edit a comment".into(),
+        ));
+    }
+    let comment = primary
+        .update_comment(id, &body)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such comment".into()))?;
+    state
+        .publisher
+        .publish(CommentEvent::Updated(comment.clone()));
+    Ok(HttpResponse::Ok().json(CommentDto::from(&comment)))
+}
+
+/// Delete a comment (its author, a moderator or an admin). The `seq` stays taken.
+#[utoipa::path(
+    tag = "comments",
+    params(("comment_id" = String, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[delete("/api/comments/{comment_id}")]
+pub async fn delete_comment(
+    principal: Principal,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_comment_id(&path)?;
+    let primary = state.store.primary();
+    let existing = live_comment(&state, id).await?;
+    if existing.user_id != principal.user.id && !principal.user.role.can_moderate() {
+        return Err(ApiError::Forbidden(
+            "only the author, a moderator or an admin may delete a comment".into(),
+        ));
+    }
+    let comment = primary
+        .delete_comment(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such comment".into()))?;
+    state.publisher.publish(CommentEvent::Deleted(comment));
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,43 @@
+//! `GET /api/openapi.json`: the OpenAPI document, generated from the handlers' annotations.
+
+use actix_web::{HttpResponse, get};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{admin, auth, comments, me, videos};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Banter API", description = "Live comments for video pages. Every error is `{\"error\":{\"code\",\"message\",\"request_id\"}}`."),
+    paths(
+        auth::register, auth::login, auth::refresh, auth::logout,
+        me::get_me, me::update_me, me::list_devices, me::revoke_device,
+        admin::list_users, admin::update_user,
+        comments::list_comments, comments::create_comment, comments::update_comment, comments::delete_comment,
+        videos::create_video, videos::get_video, videos::update_video, videos::add_member, videos::remove_member,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+#[get("/api/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

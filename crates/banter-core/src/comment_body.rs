@@ -1,0 +1,105 @@
+//! `CommentBody`: the text of a comment.
+//!
+//! Rules: after trimming surrounding whitespace the text has 1 to 2000 characters (Unicode
+//! scalar values), and it contains no control characters other than newline. The trimmed text
+//! is what is stored; nothing else is changed: HTML, SQL metacharacters and any other Unicode
+//! come back exactly as posted, since rendering safely is the client's job.
+
+/// The most characters a comment may have after trimming.
+pub const COMMENT_BODY_MAX_CHARS: usize = 2000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommentBody(String);
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommentBodyError {
+    #[error("comment is empty")]
+    Empty,
+    #[error("comment is longer than {max} characters")]
+    TooLong { max: usize },
+    #[error("comment contains a control character other than newline")]
+    ControlCharacter,
+}
+
+impl CommentBody {
+    pub fn parse(raw: &str) -> Result<Self, CommentBodyError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(CommentBodyError::Empty);
+        }
+        if trimmed.chars().count() > COMMENT_BODY_MAX_CHARS {
+            return Err(CommentBodyError::TooLong {
+                max: COMMENT_BODY_MAX_CHARS,
+            });
+        }
+        if trimmed.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(CommentBodyError::ControlCharacter);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+}
+
+impl AsRef<str> for CommentBody {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn html_and_sql_come_back_exactly_as_posted() {
+        for raw in [
+            "<script>alert(1)</script>",
+            "'; DROP TABLE comments; --",
+            "a\nb",
+            "🎉 ünïcødé",
+        ] {
+            assert_eq!(CommentBody::parse(raw).unwrap().as_ref(), raw);
+        }
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_trimmed() {
+        assert_eq!(CommentBody::parse("  hi \n").unwrap().as_ref(), "hi");
+    }
+
+    #[test]
+    fn whitespace_only_is_empty() {
+        assert_eq!(CommentBody::parse(" \n  "), Err(CommentBodyError::Empty));
+    }
+
+    #[test]
+    fn two_thousand_characters_are_accepted_and_one_more_is_not() {
+        let emoji = "😀".repeat(2000);
+        assert!(CommentBody::parse(&emoji).is_ok());
+        assert_eq!(
+            CommentBody::parse(&format!("{emoji}x")),
+            Err(CommentBodyError::TooLong { max: 2000 })
+        );
+    }
+
+    #[test]
+    fn control_characters_other_than_newline_are_rejected() {
+        for raw in ["a\u{0}b", "a\tb", "a\rb", "a\u{7f}b", "a\u{1b}[31mb"] {
+            assert_eq!(
+                CommentBody::parse(raw),
+                Err(CommentBodyError::ControlCharacter),
+                "{raw:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn an_accepted_body_is_trimmed_nonempty_and_bounded(raw in "\\PC{0,50}") {
+            if let Ok(body) = CommentBody::parse(&raw) {
+                prop_assert_eq!(body.as_ref(), raw.trim());
+                prop_assert!(!body.as_ref().is_empty());
+            }
+        }
+    }
+}

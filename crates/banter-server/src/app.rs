@@ -1,0 +1,185 @@
+//! `Application`: builds the node from `Settings` — store, API state, HTTP server — binding
+//! first so the real port is known (tests bind port 0), then runs until stopped.
+//!
+//! Shutdown is one signal fanned out: SIGTERM or SIGINT (or [`StopHandle::stop`]) marks the node
+//! not-ready, stops accepting connections, lets in-flight requests finish within the
+//! configured timeout, then closes the database pools.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{Compress, NormalizePath, TrailingSlash};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use banter_api::{ApiConfig, ApiState, Limit, NoopPublisher, RateLimitConfig, request_id};
+use banter_store::{Store, StoreConfig};
+use secrecy::SecretString;
+
+use crate::health::{self, Readiness};
+use crate::settings::{Environment, NodeRole, Settings};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+    readiness: Arc<Readiness>,
+}
+
+/// Stops a running application gracefully from elsewhere (tests, signal handlers).
+#[derive(Clone)]
+pub struct StopHandle {
+    server: ServerHandle,
+    readiness: Arc<Readiness>,
+}
+
+impl StopHandle {
+    pub async fn stop(&self) {
+        self.readiness.start_draining();
+        self.server.stop(true).await;
+    }
+}
+
+pub fn store_config(settings: &Settings) -> StoreConfig {
+    let mut config = StoreConfig::new(settings.database_url());
+    config.replica_urls = settings.replica_urls();
+    config.max_connections = settings.database_max_connections;
+    config.max_replica_lag = std::time::Duration::from_millis(settings.database_max_replica_lag_ms);
+    config.run_migrations = settings.migrate_on_start;
+    config
+}
+
+fn api_config(settings: &Settings) -> anyhow::Result<ApiConfig> {
+    let mut secrets = settings.jwt_secrets();
+    if secrets.is_empty() {
+        debug_assert_eq!(settings.env, Environment::Dev);
+        tracing::warn!(
+            "no BANTER_JWT_SECRET set: using a random one; tokens will not survive a restart"
+        );
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        secrets.push(SecretString::from(hex::encode(bytes)));
+    }
+    let mut config = ApiConfig::new(secrets);
+    config.access_token_ttl = std::time::Duration::from_secs(settings.access_token_ttl_secs);
+    config.refresh_token_ttl = std::time::Duration::from_secs(settings.refresh_token_ttl_secs);
+    config.trust_forwarded_for = settings.trust_forwarded_for;
+    let login = settings.rate_login_per_minute;
+    let comment = Limit::new(
+        settings.rate_comment_per_minute,
+        settings.rate_comment_burst,
+    );
+    config.rate_limits = RateLimitConfig {
+        login_per_ip: Limit::new(login, login.div_ceil(3).max(1)),
+        login_per_account: Limit::new(login.div_ceil(3).max(1), login.div_ceil(6).max(1)),
+        register_per_ip: Limit::new(
+            settings.rate_register_per_minute,
+            settings.rate_register_per_minute.div_ceil(2).max(1),
+        ),
+        comment_per_user: comment,
+        comment_per_device: comment,
+    };
+    Ok(config)
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = Store::connect(&store_config(&settings))
+            .await
+            .context("connecting to the database")?;
+        let api = web::Data::new(ApiState::new(
+            store.clone(),
+            api_config(&settings)?,
+            Arc::new(NoopPublisher),
+        )?);
+        let listener = TcpListener::bind(&settings.http_addr)
+            .with_context(|| format!("binding {}", settings.http_addr))?;
+        let port = listener.local_addr()?.port();
+        let readiness = Arc::new(Readiness::default());
+        let role = settings.role;
+        let store_data = web::Data::new(store.clone());
+        let readiness_data = web::Data::new(readiness.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(Compress::default())
+                .wrap(NormalizePath::new(TrailingSlash::Trim))
+                .wrap(request_id::RequestIds)
+                .app_data(api.clone())
+                .app_data(store_data.clone())
+                .app_data(readiness_data.clone())
+                .service(health::healthz)
+                .service(health::readyz)
+                .configure(|cfg| {
+                    if role.serves_api() {
+                        banter_api::configure(cfg);
+                    }
+                })
+                .default_service(banter_api::not_found_service())
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout().as_secs())
+        .listen(listener)?
+        .run();
+        tracing::info!(port, role = ?role, backend = ?store.backend(), "banter listening");
+        Ok(Self {
+            port,
+            server,
+            store,
+            readiness,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            server: self.server.handle(),
+            readiness: self.readiness.clone(),
+        }
+    }
+
+    /// Serves until stopped through a [`StopHandle`].
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.store.close().await;
+        result
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains as described in the module docs.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let stop = self.stop_handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received; draining");
+            stop.stop().await;
+        });
+        self.run_until_stopped().await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+impl NodeRole {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NodeRole::All => "all",
+            NodeRole::Api => "api",
+            NodeRole::Realtime => "realtime",
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `/healthz` (the process is alive and serving) and `/readyz` (it should receive traffic: the
+//! database answers and the node is not draining). A failing probe answers 503 with the reason.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::{HttpResponse, get, web};
+use banter_store::Store;
+
+/// Shared between the probes and the shutdown path.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    draining: AtomicBool,
+}
+
+impl Readiness {
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+#[get("/readyz")]
+pub async fn readyz(store: web::Data<Store>, readiness: web::Data<Arc<Readiness>>) -> HttpResponse {
+    if readiness.is_draining() {
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "draining", "checks": {"draining": true}}));
+    }
+    let database = matches!(
+        tokio::time::timeout(Duration::from_secs(2), store.ping()).await,
+        Ok(Ok(()))
+    );
+    let body = serde_json::json!({
+        "status": if database { "ready" } else { "unavailable" },
+        "checks": {
+            "database": database,
+            "replicas_healthy": store.replica().healthy_replicas(),
+            "draining": false,
+        }
+    });
+    if database {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

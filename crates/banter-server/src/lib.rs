@@ -1,0 +1,11 @@
+//! The `banter` node: configuration, logging, wiring of store and API into one HTTP server,
+//! health probes, and graceful shutdown. It holds no business logic; tests start exactly this
+//! application (`Application::build` on port 0).
+
+mod app;
+mod health;
+pub mod settings;
+pub mod telemetry;
+
+pub use app::{Application, StopHandle, store_config};
+pub use settings::Settings;

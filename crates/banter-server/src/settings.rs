@@ -1,0 +1,258 @@
+//! `Settings`: the server's configuration, in layers — built-in defaults, then an optional TOML
+//! file, then `BANTER_*` environment variables (highest). Every option has a safe default, so
+//! no configuration at all gives a single embedded node on 127.0.0.1:4000 with SQLite under
+//! `./data`. The README's configuration table lists every option.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Which parts of Banter a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    /// REST API and WebSockets.
+    All,
+    /// REST API only (stateless).
+    Api,
+    /// WebSockets only.
+    Realtime,
+}
+
+impl NodeRole {
+    pub fn serves_api(&self) -> bool {
+        matches!(self, NodeRole::All | NodeRole::Api)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Development: a missing JWT secret is generated at start-up (tokens die with the process).
+    Dev,
+    /// Production: a JWT secret is required and logs default to JSON.
+    Production,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    pub env: Environment,
+    pub role: NodeRole,
+    pub http_addr: String,
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; default `sqlite://<data_dir>/banter.db`.
+    pub database_url: Option<SecretString>,
+    /// Comma-separated PostgreSQL replica URLs.
+    pub database_replica_urls: Option<SecretString>,
+    pub database_max_connections: u32,
+    pub database_max_replica_lag_ms: u64,
+    pub migrate_on_start: bool,
+    pub redis_url: Option<SecretString>,
+    /// Comma-separated JWT secrets: the first signs, all verify.
+    pub jwt_secret: Option<SecretString>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub log_format: Option<LogFormat>,
+    pub log_level: String,
+    pub shutdown_timeout_secs: u64,
+    pub trust_forwarded_for: bool,
+    pub rate_login_per_minute: u32,
+    pub rate_register_per_minute: u32,
+    pub rate_comment_per_minute: u32,
+    pub rate_comment_burst: u32,
+}
+
+const DEFAULTS: &str = r#"
+env = "dev"
+role = "all"
+http_addr = "127.0.0.1:4000"
+data_dir = "./data"
+database_max_connections = 10
+database_max_replica_lag_ms = 5000
+migrate_on_start = true
+access_token_ttl_secs = 900
+refresh_token_ttl_secs = 2592000
+log_level = "info"
+shutdown_timeout_secs = 30
+trust_forwarded_for = false
+rate_login_per_minute = 30
+rate_register_per_minute = 10
+rate_comment_per_minute = 60
+rate_comment_burst = 10
+"#;
+
+impl Settings {
+    /// Loads from the process environment and an optional file.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_from(file, std::env::vars().collect())
+    }
+
+    /// Loads with an explicit environment map (tests).
+    pub fn load_from(file: Option<&Path>, env: HashMap<String, String>) -> anyhow::Result<Self> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("BANTER")
+                    .try_parsing(true)
+                    .source(Some(env)),
+            )
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .context("invalid configuration")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.env == Environment::Production {
+            let secrets = self.jwt_secrets();
+            if secrets.is_empty() {
+                bail!("BANTER_JWT_SECRET is required when BANTER_ENV=production");
+            }
+            if secrets.iter().any(|s| s.expose_secret().len() < 32) {
+                bail!("every JWT secret must be at least 32 bytes long");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("banter.db").display()),
+        }
+    }
+
+    pub fn replica_urls(&self) -> Vec<String> {
+        split_list(self.database_replica_urls.as_ref())
+    }
+
+    pub fn jwt_secrets(&self) -> Vec<SecretString> {
+        split_list(self.jwt_secret.as_ref())
+            .into_iter()
+            .map(SecretString::from)
+            .collect()
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or(match self.env {
+            Environment::Dev => LogFormat::Text,
+            Environment::Production => LogFormat::Json,
+        })
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+fn split_list(value: Option<&SecretString>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.expose_secret()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn no_configuration_gives_the_embedded_single_node() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.http_addr, "127.0.0.1:4000");
+        assert_eq!(s.role, NodeRole::All);
+        assert_eq!(s.database_url(), "sqlite://./data/banter.db");
+        assert!(s.replica_urls().is_empty());
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_which_overrides_defaults() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "http_addr = \"0.0.0.0:5000\"\nrole = \"api\"\nlog_level = \"debug\""
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(file.path()),
+            env(&[
+                ("BANTER_ROLE", "realtime"),
+                (
+                    "BANTER_DATABASE_REPLICA_URLS",
+                    "postgres://a/x, postgres://b/x",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.http_addr, "0.0.0.0:5000");
+        assert_eq!(s.log_level, "debug");
+        assert_eq!(s.role, NodeRole::Realtime);
+        assert_eq!(s.replica_urls(), vec!["postgres://a/x", "postgres://b/x"]);
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_a_strong_jwt_secret() {
+        assert!(Settings::load_from(None, env(&[("BANTER_ENV", "production")])).is_err());
+        assert!(
+            Settings::load_from(
+                None,
+                env(&[("BANTER_ENV", "production"), ("BANTER_JWT_SECRET", "short")])
+            )
+            .is_err()
+        );
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("BANTER_ENV", "production"),
+                ("BANTER_JWT_SECRET", &"n".repeat(32)),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.log_format(), LogFormat::Json);
+    }
+
+    #[test]
+    fn an_unknown_role_is_a_clear_error() {
+        let err = Settings::load_from(None, env(&[("BANTER_ROLE", "boss")])).unwrap_err();
+        assert!(format!("{err:#}").contains("role"), "{err:#}");
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_output() {
+        let s =
+            Settings::load_from(None, env(&[("BANTER_JWT_SECRET", "super-secret-value")])).unwrap();
+        assert!(!format!("{s:?}").contains("super-secret-value"));
+    }
+}

@@ -1,0 +1,220 @@
+//! Comments and the per-video order (`seq`).
+//!
+//! `seq` is assigned inside the inserting transaction by incrementing `videos.last_seq`. The row
+//! lock taken by that `UPDATE` serialises writers of one video (and only of that video), and a
+//! rolled-back insert rolls back its increment, so committed comments get 1, 2, 3, … with no
+//! gaps. On SQLite the single writer connection gives the same guarantee.
+
+use banter_core::{Comment, CommentBody, CommentId, UserId, VideoId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::backend::{Pool, on_pool};
+use crate::{PrimaryPool, ReadPool, StoreError};
+
+/// Which slice of a video's comments to read, by `seq` (keyset pagination).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommentPage {
+    /// The newest comments.
+    Latest,
+    /// Comments with `seq` greater than this, oldest first.
+    After(i64),
+    /// Comments with `seq` less than this, i.e. the page before it.
+    Before(i64),
+}
+
+#[derive(sqlx::FromRow)]
+struct CommentRow {
+    id: Uuid,
+    video_id: String,
+    seq: i64,
+    user_id: Uuid,
+    username: String,
+    body: String,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    deleted_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<CommentRow> for Comment {
+    type Error = StoreError;
+
+    fn try_from(row: CommentRow) -> Result<Self, StoreError> {
+        Ok(Comment {
+            id: CommentId::from_uuid(row.id),
+            video_id: VideoId::parse(&row.video_id)
+                .map_err(|_| anyhow::anyhow!("stored video id is invalid"))?,
+            seq: row.seq,
+            user_id: UserId::from_uuid(row.user_id),
+            username: row.username,
+            body: row.deleted_at.is_none().then_some(row.body),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            deleted_at: row.deleted_at,
+        })
+    }
+}
+
+async fn get_comment(pool: &Pool, id: CommentId) -> Result<Option<CommentRow>, sqlx::Error> {
+    const SQL: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at \
+         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.id = $1";
+    on_pool!(pool, |p| {
+        sqlx::query_as::<_, CommentRow>(SQL)
+            .bind(id.as_uuid())
+            .fetch_optional(p)
+            .await
+    })
+}
+
+async fn list_comments(
+    pool: &Pool,
+    video: &VideoId,
+    page: CommentPage,
+    limit: u32,
+) -> Result<Vec<CommentRow>, sqlx::Error> {
+    const AFTER: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at \
+         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.video_id = $1 AND c.seq > $2 ORDER BY c.seq ASC LIMIT $3";
+    const BEFORE: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at \
+         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.video_id = $1 AND c.seq < $2 ORDER BY c.seq DESC LIMIT $3";
+    let (sql, bound, descending) = match page {
+        CommentPage::After(seq) => (AFTER, seq, false),
+        CommentPage::Before(seq) => (BEFORE, seq, true),
+        CommentPage::Latest => (BEFORE, i64::MAX, true),
+    };
+    let mut rows = on_pool!(pool, |p| {
+        sqlx::query_as::<_, CommentRow>(sql)
+            .bind(video.as_ref())
+            .bind(bound)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await
+    })?;
+    if descending {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+impl PrimaryPool {
+    /// Commits a comment and assigns it the video's next `seq`, creating the video (public, no
+    /// owner) if this is its first comment.
+    pub async fn create_comment(
+        &self,
+        video: &VideoId,
+        author: UserId,
+        body: &CommentBody,
+    ) -> Result<Comment, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let id = CommentId::generate().as_uuid();
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO videos (id, visibility, last_seq, created_at) VALUES ($1, 'public', 0, $2) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(video.as_ref())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let seq: i64 = sqlx::query_scalar(
+                "UPDATE videos SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+            )
+            .bind(video.as_ref())
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO comments (id, video_id, seq, user_id, body, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(id)
+            .bind(video.as_ref())
+            .bind(seq)
+            .bind(author.as_uuid())
+            .bind(body.as_ref())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+        self.get_comment(CommentId::from_uuid(id))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a committed comment was not found").into())
+    }
+
+    pub async fn get_comment(&self, id: CommentId) -> Result<Option<Comment>, StoreError> {
+        get_comment(self.pool(), id)
+            .await?
+            .map(TryInto::try_into)
+            .transpose()
+    }
+
+    /// Replaces the body of a live comment; `None` if it does not exist or is deleted.
+    pub async fn update_comment(
+        &self,
+        id: CommentId,
+        body: &CommentBody,
+    ) -> Result<Option<Comment>, StoreError> {
+        let changed = on_pool!(self.pool(), |p| {
+            sqlx::query("UPDATE comments SET body = $2, updated_at = $3 WHERE id = $1 AND deleted_at IS NULL")
+                .bind(id.as_uuid())
+                .bind(body.as_ref())
+                .bind(OffsetDateTime::now_utc())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.get_comment(id).await
+    }
+
+    /// Soft-deletes a comment: the body is erased, the `seq` stays taken. `None` if it does not
+    /// exist or is already deleted.
+    pub async fn delete_comment(&self, id: CommentId) -> Result<Option<Comment>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let changed = on_pool!(self.pool(), |p| {
+            sqlx::query(
+                "UPDATE comments SET body = '', deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .bind(id.as_uuid())
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.get_comment(id).await
+    }
+
+    /// Like [`ReadPool::list_comments`], on the primary (for recovery that must not miss a
+    /// comment that was just committed).
+    pub async fn list_comments(
+        &self,
+        video: &VideoId,
+        page: CommentPage,
+        limit: u32,
+    ) -> Result<Vec<Comment>, StoreError> {
+        let rows = list_comments(self.pool(), video, page, limit).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+}
+
+impl ReadPool {
+    /// A page of a video's comments in ascending `seq` order, deleted ones included (with no
+    /// body) so a client sees the order without holes.
+    pub async fn list_comments(
+        &self,
+        video: &VideoId,
+        page: CommentPage,
+        limit: u32,
+    ) -> Result<Vec<Comment>, StoreError> {
+        let rows = self
+            .run(|pool| async move { list_comments(&pool, video, page, limit).await })
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+}

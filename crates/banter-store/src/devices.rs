@@ -1,0 +1,146 @@
+//! Devices a user signs in from, and the check that an access token's user and device are still
+//! allowed in.
+
+use banter_core::{Device, DeviceId, User, UserId};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::backend::on_pool;
+use crate::users::UserRow;
+use crate::{PrimaryPool, StoreError};
+
+#[derive(sqlx::FromRow)]
+struct DeviceRow {
+    user_id: Uuid,
+    device_id: String,
+    device_info: Json<serde_json::Value>,
+    created_at: OffsetDateTime,
+    last_seen_at: OffsetDateTime,
+    is_active: bool,
+}
+
+impl TryFrom<DeviceRow> for Device {
+    type Error = StoreError;
+
+    fn try_from(row: DeviceRow) -> Result<Self, StoreError> {
+        Ok(Device {
+            user_id: UserId::from_uuid(row.user_id),
+            device_id: DeviceId::parse(&row.device_id)
+                .map_err(|_| anyhow::anyhow!("stored device id is invalid"))?,
+            info_json: row.device_info.0.to_string(),
+            created_at: row.created_at,
+            last_seen_at: row.last_seen_at,
+            is_active: row.is_active,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PrincipalRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    device_active: Option<bool>,
+}
+
+impl PrimaryPool {
+    /// Records a sign-in from `device_id`: creates the device or refreshes its info and
+    /// `last_seen_at`, and (re)activates it.
+    pub async fn upsert_device(
+        &self,
+        user_id: UserId,
+        device_id: &DeviceId,
+        info: serde_json::Value,
+        at: OffsetDateTime,
+    ) -> Result<Device, StoreError> {
+        const SQL: &str = "INSERT INTO user_devices (id, user_id, device_id, device_info, created_at, last_seen_at, is_active) \
+             VALUES ($1, $2, $3, $4, $5, $5, true) \
+             ON CONFLICT (user_id, device_id) DO UPDATE SET device_info = excluded.device_info, \
+             last_seen_at = excluded.last_seen_at, is_active = true \
+             RETURNING user_id, device_id, device_info, created_at, last_seen_at, is_active";
+        let row = on_pool!(self.pool(), |p| {
+            sqlx::query_as::<_, DeviceRow>(SQL)
+                .bind(Uuid::now_v7())
+                .bind(user_id.as_uuid())
+                .bind(device_id.as_ref())
+                .bind(Json(&info))
+                .bind(at)
+                .fetch_one(p)
+                .await
+        })?;
+        row.try_into()
+    }
+
+    /// The user's devices, most recently seen first.
+    pub async fn list_devices(&self, user_id: UserId) -> Result<Vec<Device>, StoreError> {
+        const SQL: &str = "SELECT user_id, device_id, device_info, created_at, last_seen_at, is_active \
+             FROM user_devices WHERE user_id = $1 ORDER BY last_seen_at DESC, device_id";
+        let rows = on_pool!(self.pool(), |p| {
+            sqlx::query_as::<_, DeviceRow>(SQL)
+                .bind(user_id.as_uuid())
+                .fetch_all(p)
+                .await
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Signs a device out: marks it inactive and revokes all of its refresh tokens, in one
+    /// transaction. `false` if the user has no such device.
+    pub async fn revoke_device(
+        &self,
+        user_id: UserId,
+        device_id: &DeviceId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let found = on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            let found = sqlx::query(
+                "UPDATE user_devices SET is_active = false WHERE user_id = $1 AND device_id = $2",
+            )
+            .bind(user_id.as_uuid())
+            .bind(device_id.as_ref())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $3 \
+                 WHERE user_id = $1 AND device_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(user_id.as_uuid())
+            .bind(device_id.as_ref())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(found)
+        })?;
+        Ok(found)
+    }
+
+    /// The user behind an access token, if the account is active and the device has not been
+    /// revoked. Read on the primary so a deactivation or revocation takes effect at once.
+    pub async fn active_principal(
+        &self,
+        user_id: UserId,
+        device_id: &DeviceId,
+    ) -> Result<Option<User>, StoreError> {
+        const SQL: &str = "SELECT u.id, u.email, u.username, u.role, u.is_active, u.last_login_at, u.created_at, u.updated_at, \
+             d.is_active AS device_active \
+             FROM users u LEFT JOIN user_devices d ON d.user_id = u.id AND d.device_id = $2 WHERE u.id = $1";
+        let row = on_pool!(self.pool(), |p| {
+            sqlx::query_as::<_, PrincipalRow>(SQL)
+                .bind(user_id.as_uuid())
+                .bind(device_id.as_ref())
+                .fetch_optional(p)
+                .await
+        })?;
+        match row {
+            Some(row) if row.device_active == Some(true) => {
+                let user: User = row.user.try_into()?;
+                Ok(user.is_active.then_some(user))
+            }
+            _ => Ok(None),
+        }
+    }
+}

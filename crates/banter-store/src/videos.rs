@@ -1,0 +1,146 @@
+//! Videos: visibility, ownership and membership, which decide who may read and post.
+
+use banter_core::{UserId, Video, VideoId, Visibility};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::backend::{Pool, on_pool};
+use crate::{PrimaryPool, ReadPool, StoreError};
+
+#[derive(sqlx::FromRow)]
+struct VideoRow {
+    id: String,
+    owner_id: Option<Uuid>,
+    visibility: String,
+    last_seq: i64,
+}
+
+impl TryFrom<VideoRow> for Video {
+    type Error = StoreError;
+
+    fn try_from(row: VideoRow) -> Result<Self, StoreError> {
+        Ok(Video {
+            id: VideoId::parse(&row.id)
+                .map_err(|_| anyhow::anyhow!("stored video id is invalid"))?,
+            owner_id: row.owner_id.map(UserId::from_uuid),
+            visibility: row
+                .visibility
+                .parse::<Visibility>()
+                .map_err(|_| anyhow::anyhow!("stored visibility is invalid"))?,
+            last_seq: row.last_seq,
+        })
+    }
+}
+
+async fn get_video(pool: &Pool, id: &VideoId) -> Result<Option<VideoRow>, sqlx::Error> {
+    on_pool!(pool, |p| {
+        sqlx::query_as::<_, VideoRow>(
+            "SELECT id, owner_id, visibility, last_seq FROM videos WHERE id = $1",
+        )
+        .bind(id.as_ref())
+        .fetch_optional(p)
+        .await
+    })
+}
+
+async fn is_member(pool: &Pool, video: &VideoId, user: UserId) -> Result<bool, sqlx::Error> {
+    on_pool!(pool, |p| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM video_members WHERE video_id = $1 AND user_id = $2",
+        )
+        .bind(video.as_ref())
+        .bind(user.as_uuid())
+        .fetch_one(p)
+        .await
+    })
+    .map(|n| n > 0)
+}
+
+impl PrimaryPool {
+    /// Registers a video with an owner and visibility. Conflict if it exists already (a video
+    /// is also created, public and ownerless, by its first comment).
+    pub async fn create_video(
+        &self,
+        id: &VideoId,
+        owner: UserId,
+        visibility: Visibility,
+    ) -> Result<Video, StoreError> {
+        const SQL: &str = "INSERT INTO videos (id, owner_id, visibility, last_seq, created_at) VALUES ($1, $2, $3, 0, $4) \
+             RETURNING id, owner_id, visibility, last_seq";
+        let row = on_pool!(self.pool(), |p| {
+            sqlx::query_as::<_, VideoRow>(SQL)
+                .bind(id.as_ref())
+                .bind(owner.as_uuid())
+                .bind(visibility.as_str())
+                .bind(OffsetDateTime::now_utc())
+                .fetch_one(p)
+                .await
+        })?;
+        row.try_into()
+    }
+
+    pub async fn get_video(&self, id: &VideoId) -> Result<Option<Video>, StoreError> {
+        get_video(self.pool(), id)
+            .await?
+            .map(TryInto::try_into)
+            .transpose()
+    }
+
+    pub async fn set_visibility(
+        &self,
+        id: &VideoId,
+        visibility: Visibility,
+    ) -> Result<(), StoreError> {
+        on_pool!(self.pool(), |p| {
+            sqlx::query("UPDATE videos SET visibility = $2 WHERE id = $1")
+                .bind(id.as_ref())
+                .bind(visibility.as_str())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Adds (`true`) or removes (`false`) a member of a members-only video.
+    pub async fn set_member(
+        &self,
+        video: &VideoId,
+        user: UserId,
+        member: bool,
+    ) -> Result<(), StoreError> {
+        let sql = if member {
+            "INSERT INTO video_members (video_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM video_members WHERE video_id = $1 AND user_id = $2"
+        };
+        on_pool!(self.pool(), |p| {
+            sqlx::query(sql)
+                .bind(video.as_ref())
+                .bind(user.as_uuid())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    pub async fn is_member(&self, video: &VideoId, user: UserId) -> Result<bool, StoreError> {
+        Ok(is_member(self.pool(), video, user).await?)
+    }
+}
+
+impl ReadPool {
+    pub async fn get_video(&self, id: &VideoId) -> Result<Option<Video>, StoreError> {
+        let row = self
+            .run(|pool| async move { get_video(&pool, id).await })
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    pub async fn is_member(&self, video: &VideoId, user: UserId) -> Result<bool, StoreError> {
+        Ok(self
+            .run(|pool| async move { is_member(&pool, video, user).await })
+            .await?)
+    }
+}

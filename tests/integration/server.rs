@@ -1,0 +1,148 @@
+//! The node itself: probes, request ids, unrouted requests, the OpenAPI document, roles and
+//! graceful shutdown.
+
+use banter_tests::{TestApp, TestBackend, assert_error};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_report_health_and_readiness() {
+    let app = TestApp::spawn(TestBackend::Sqlite).await;
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    let ready: Value = app.get("/readyz", None).await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["database"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_when_the_database_is_gone() {
+    let app = TestApp::spawn(TestBackend::Sqlite).await;
+    app.store.close().await;
+    let res = app.get("/readyz", None).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_has_a_request_id_and_unknown_routes_get_the_envelope() {
+    let app = TestApp::spawn(TestBackend::Sqlite).await;
+    let res = app.get("/healthz", None).await;
+    assert!(res.headers().contains_key("x-request-id"));
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-123");
+    let res = app.get("/no/such/route", None).await;
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = assert_error(res, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(body["error"]["request_id"], id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route() {
+    let app = TestApp::spawn(TestBackend::Sqlite).await;
+    let doc: Value = app
+        .get("/api/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/auth/register",
+        "/api/auth/login",
+        "/api/auth/refresh",
+        "/api/auth/logout",
+        "/api/me",
+        "/api/me/devices",
+        "/api/me/devices/{device_id}",
+        "/api/admin/users",
+        "/api/admin/users/{user_id}",
+        "/api/videos/{video_id}/comments",
+        "/api/comments/{comment_id}",
+        "/api/videos",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "missing {path}");
+    }
+    assert!(doc["components"]["schemas"].get("CommentDto").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_realtime_node_does_not_serve_the_rest_api() {
+    let app = TestApp::spawn_with(TestBackend::Sqlite, &[("BANTER_ROLE", "realtime")]).await;
+    assert_error(
+        app.get("/api/videos/v1/comments", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_drains_and_refuses_new_connections() {
+    let app = TestApp::spawn(TestBackend::Sqlite).await;
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    app.stop().await;
+    let after = app.client.get(app.url("/healthz")).send().await;
+    assert!(after.is_err(), "the listener is closed after stop");
+}
+
+/// The shipped binary: starts on the embedded default, serves, and exits cleanly on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = banter_tests::free_port();
+    let mut child = tokio::process::Command::new(banter_tests::banter_binary())
+        .current_dir(dir.path())
+        .env("BANTER_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("BANTER_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting banter");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "banter did not become ready");
+    assert!(
+        dir.path().join("data/banter.db").exists(),
+        "the embedded default writes ./data/banter.db"
+    );
+    let pid = child.id().unwrap();
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("exit in time")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let out = child.stdout.take().unwrap();
+    let mut logs = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::BufReader::new(out), &mut logs)
+        .await
+        .unwrap();
+    assert!(
+        logs.lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "JSON logs: {logs}"
+    );
+    assert!(logs.contains("draining"));
+}

@@ -1,0 +1,365 @@
+//! The store contract: every behaviour the rest of Banter relies on, run against SQLite and
+//! PostgreSQL alike.
+
+use std::collections::BTreeSet;
+
+use banter_core::{CommentBody, DeviceId, Email, Role, UserId, Username, VideoId};
+use banter_store::{CommentPage, NewRefreshToken, NewUser, RotateOutcome, Store, StoreError};
+use banter_tests::TestApp;
+use time::OffsetDateTime;
+
+use crate::both_backends;
+
+async fn user(store: &Store, name: &str) -> UserId {
+    store
+        .primary()
+        .create_user(NewUser {
+            email: Email::parse(&format!("{name}@example.com")).unwrap(),
+            username: Username::parse(name).unwrap(),
+            password_hash: "x".into(),
+            role: Role::User,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+both_backends!(concurrent_writers_get_gap_free_seqs);
+async fn concurrent_writers_get_gap_free_seqs(app: TestApp) {
+    let store = app.store.clone();
+    let author = user(&store, "writer").await;
+    let video = VideoId::parse("hot-video").unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        let video = video.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::with_capacity(500);
+            for i in 0..500 {
+                let body = CommentBody::parse(&format!("w{w} c{i}")).unwrap();
+                seqs.push(
+                    store
+                        .primary()
+                        .create_comment(&video, author, &body)
+                        .await
+                        .unwrap()
+                        .seq,
+                );
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        let seqs = task.await.unwrap();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "one writer's seqs must increase"
+        );
+        all.extend(seqs);
+    }
+    let unique: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 4000);
+    assert_eq!(unique, (1..=4000).collect::<BTreeSet<_>>());
+    let video_row = store.primary().get_video(&video).await.unwrap().unwrap();
+    assert_eq!(video_row.last_seq, 4000);
+}
+
+both_backends!(emails_and_usernames_are_unique_case_insensitively);
+async fn emails_and_usernames_are_unique_case_insensitively(app: TestApp) {
+    let store = &app.store;
+    user(store, "alice").await;
+    let dup_username = store
+        .primary()
+        .create_user(NewUser {
+            email: Email::parse("other@example.com").unwrap(),
+            username: Username::parse("ALICE").unwrap(),
+            password_hash: "x".into(),
+            role: Role::User,
+        })
+        .await;
+    assert!(
+        matches!(dup_username, Err(StoreError::Conflict("username"))),
+        "{dup_username:?}"
+    );
+    let dup_email = store
+        .primary()
+        .create_user(NewUser {
+            email: Email::parse("Alice@Example.com").unwrap(),
+            username: Username::parse("alice2").unwrap(),
+            password_hash: "x".into(),
+            role: Role::User,
+        })
+        .await;
+    assert!(
+        matches!(dup_email, Err(StoreError::Conflict("email"))),
+        "{dup_email:?}"
+    );
+}
+
+both_backends!(pages_are_keyset_by_seq_in_both_directions);
+async fn pages_are_keyset_by_seq_in_both_directions(app: TestApp) {
+    let store = &app.store;
+    let author = user(store, "pager").await;
+    let video = VideoId::parse("paged").unwrap();
+    for i in 1..=25 {
+        let body = CommentBody::parse(&format!("comment {i}")).unwrap();
+        store
+            .primary()
+            .create_comment(&video, author, &body)
+            .await
+            .unwrap();
+    }
+    let seqs = |page: Vec<banter_core::Comment>| page.iter().map(|c| c.seq).collect::<Vec<_>>();
+    let reads = store.replica();
+    assert_eq!(
+        seqs(
+            reads
+                .list_comments(&video, CommentPage::Latest, 10)
+                .await
+                .unwrap()
+        ),
+        (16..=25).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(
+            reads
+                .list_comments(&video, CommentPage::Before(16), 10)
+                .await
+                .unwrap()
+        ),
+        (6..=15).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(
+            reads
+                .list_comments(&video, CommentPage::Before(6), 10)
+                .await
+                .unwrap()
+        ),
+        (1..=5).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(
+            reads
+                .list_comments(&video, CommentPage::After(20), 10)
+                .await
+                .unwrap()
+        ),
+        (21..=25).collect::<Vec<_>>()
+    );
+    assert!(
+        reads
+            .list_comments(&video, CommentPage::After(25), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let other = VideoId::parse("empty").unwrap();
+    assert!(
+        reads
+            .list_comments(&other, CommentPage::Latest, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+both_backends!(a_soft_deleted_comment_keeps_its_seq_and_loses_its_body);
+async fn a_soft_deleted_comment_keeps_its_seq_and_loses_its_body(app: TestApp) {
+    let store = &app.store;
+    let author = user(store, "deleter").await;
+    let video = VideoId::parse("v").unwrap();
+    let body = CommentBody::parse("first").unwrap();
+    let first = store
+        .primary()
+        .create_comment(&video, author, &body)
+        .await
+        .unwrap();
+    store
+        .primary()
+        .create_comment(&video, author, &body)
+        .await
+        .unwrap();
+    let deleted = store
+        .primary()
+        .delete_comment(first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((deleted.seq, deleted.body.clone()), (1, None));
+    assert!(deleted.deleted_at.is_some());
+    assert!(
+        store
+            .primary()
+            .delete_comment(first.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "deleting twice"
+    );
+    let edited = store
+        .primary()
+        .update_comment(first.id, &body)
+        .await
+        .unwrap();
+    assert!(edited.is_none(), "a deleted comment cannot be edited");
+    let page = store
+        .primary()
+        .list_comments(&video, CommentPage::Latest, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![1, 2]);
+    let third = store
+        .primary()
+        .create_comment(&video, author, &body)
+        .await
+        .unwrap();
+    assert_eq!(third.seq, 3);
+}
+
+both_backends!(text_round_trips_byte_for_byte);
+async fn text_round_trips_byte_for_byte(app: TestApp) {
+    let store = &app.store;
+    let author = user(store, "texter").await;
+    let video = VideoId::parse("v").unwrap();
+    for raw in [
+        "'; DROP TABLE comments; --",
+        "\" OR 1=1 --",
+        "<script>alert('x')</script>",
+        "ünïcödé 🎉 \u{200b} \u{202e}rtl",
+        "line one\nline two",
+        "%s %n {} $1 ?1",
+    ] {
+        let body = CommentBody::parse(raw).unwrap();
+        let stored = store
+            .primary()
+            .create_comment(&video, author, &body)
+            .await
+            .unwrap();
+        let back = store
+            .primary()
+            .get_comment(stored.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.body.as_deref(), Some(raw));
+    }
+}
+
+both_backends!(refresh_token_reuse_revokes_the_family);
+async fn refresh_token_reuse_revokes_the_family(app: TestApp) {
+    let store = &app.store;
+    let owner = user(store, "rotator").await;
+    let device = DeviceId::parse("d1").unwrap();
+    let expires = OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let primary = store.primary();
+    primary
+        .insert_refresh_token(NewRefreshToken {
+            token_hash: "h1",
+            user_id: owner,
+            device_id: &device,
+            family_id: None,
+            expires_at: expires,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        primary
+            .rotate_refresh_token("h1", "h2", expires)
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated { .. }
+    ));
+    assert_eq!(
+        primary
+            .rotate_refresh_token("h1", "h3", expires)
+            .await
+            .unwrap(),
+        RotateOutcome::Reused
+    );
+    // The reuse revoked h2 as well: the thief's and the owner's tokens are both dead.
+    assert_eq!(
+        primary
+            .rotate_refresh_token("h2", "h4", expires)
+            .await
+            .unwrap(),
+        RotateOutcome::Reused
+    );
+    assert_eq!(
+        primary
+            .rotate_refresh_token("nope", "h5", expires)
+            .await
+            .unwrap(),
+        RotateOutcome::Unknown
+    );
+    let past = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    primary
+        .insert_refresh_token(NewRefreshToken {
+            token_hash: "old",
+            user_id: owner,
+            device_id: &device,
+            family_id: None,
+            expires_at: past,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        primary
+            .rotate_refresh_token("old", "h6", expires)
+            .await
+            .unwrap(),
+        RotateOutcome::Expired
+    );
+}
+
+both_backends!(a_revoked_device_is_no_longer_a_principal);
+async fn a_revoked_device_is_no_longer_a_principal(app: TestApp) {
+    let store = &app.store;
+    let owner = user(store, "devices").await;
+    let device = DeviceId::parse("phone").unwrap();
+    let now = OffsetDateTime::now_utc();
+    let primary = store.primary();
+    primary
+        .upsert_device(owner, &device, serde_json::json!({"os": "x"}), now)
+        .await
+        .unwrap();
+    assert!(
+        primary
+            .active_principal(owner, &device)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        primary
+            .active_principal(owner, &DeviceId::parse("other").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(primary.revoke_device(owner, &device, now).await.unwrap());
+    assert!(
+        primary
+            .active_principal(owner, &device)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    primary
+        .update_standing(owner, None, Some(false))
+        .await
+        .unwrap();
+    primary
+        .upsert_device(owner, &device, serde_json::json!({}), now)
+        .await
+        .unwrap();
+    assert!(
+        primary
+            .active_principal(owner, &device)
+            .await
+            .unwrap()
+            .is_none(),
+        "a deactivated user is never a principal"
+    );
+}
