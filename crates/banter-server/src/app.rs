@@ -12,10 +12,13 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{Compress, NormalizePath, TrailingSlash};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use banter_api::{ApiConfig, ApiState, Limit, NoopPublisher, RateLimitConfig, request_id};
+use banter_api::{ApiConfig, ApiState, Limit, RateLimitConfig, request_id};
+use banter_bus::{Bus, MemoryBus};
+use banter_realtime::Hub;
 use banter_store::{Store, StoreConfig};
 use secrecy::SecretString;
 
+use crate::gateway::{ApiGateway, BusPublisher};
 use crate::health::{self, Readiness};
 use crate::settings::{Environment, NodeRole, Settings};
 
@@ -87,11 +90,24 @@ impl Application {
         let store = Store::connect(&store_config(&settings))
             .await
             .context("connecting to the database")?;
+        // The in-process bus: a single node. (The Redis bus for clusters comes with its issue.)
+        let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
         let api = web::Data::new(ApiState::new(
             store.clone(),
             api_config(&settings)?,
-            Arc::new(NoopPublisher),
+            Arc::new(BusPublisher { bus: bus.clone() }),
         )?);
+        let hub = settings.role.serves_realtime().then(|| {
+            let gateway = Arc::new(ApiGateway {
+                state: api.clone().into_inner(),
+            });
+            web::Data::new(Hub::new(
+                store.clone(),
+                bus.clone(),
+                gateway,
+                settings.realtime_config(),
+            ))
+        });
         let listener = TcpListener::bind(&settings.http_addr)
             .with_context(|| format!("binding {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();
@@ -112,6 +128,10 @@ impl Application {
                 .configure(|cfg| {
                     if role.serves_api() {
                         banter_api::configure(cfg);
+                    }
+                    if let Some(hub) = &hub {
+                        cfg.app_data(hub.clone());
+                        banter_realtime::configure(cfg);
                     }
                 })
                 .default_service(banter_api::not_found_service())

@@ -3,6 +3,7 @@
 //! application (`Application::build` on port 0).
 
 mod app;
+mod gateway;
 mod health;
 pub mod settings;
 pub mod telemetry;

@@ -27,6 +27,10 @@ impl NodeRole {
     pub fn serves_api(&self) -> bool {
         matches!(self, NodeRole::All | NodeRole::Api)
     }
+
+    pub fn serves_realtime(&self) -> bool {
+        matches!(self, NodeRole::All | NodeRole::Realtime)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -71,6 +75,17 @@ pub struct Settings {
     pub rate_register_per_minute: u32,
     pub rate_comment_per_minute: u32,
     pub rate_comment_burst: u32,
+    /// Viewers without a token may open sockets and watch.
+    pub ws_allow_anonymous: bool,
+    /// Comma-separated origins allowed to open sockets, or `*`; empty means same origin only.
+    pub ws_allowed_origins: String,
+    pub ws_max_connections_per_ip: usize,
+    pub ws_max_channels_per_socket: usize,
+    pub ws_max_messages_per_second: u32,
+    pub ws_max_frame_bytes: usize,
+    pub ws_idle_timeout_secs: u64,
+    pub ws_outbox_capacity: usize,
+    pub presence_member_limit: usize,
 }
 
 const DEFAULTS: &str = r#"
@@ -90,6 +105,15 @@ rate_login_per_minute = 30
 rate_register_per_minute = 10
 rate_comment_per_minute = 60
 rate_comment_burst = 10
+ws_allow_anonymous = true
+ws_allowed_origins = ""
+ws_max_connections_per_ip = 10000
+ws_max_channels_per_socket = 100
+ws_max_messages_per_second = 50
+ws_max_frame_bytes = 65536
+ws_idle_timeout_secs = 60
+ws_outbox_capacity = 1024
+presence_member_limit = 1000
 "#;
 
 impl Settings {
@@ -155,6 +179,27 @@ impl Settings {
             Environment::Dev => LogFormat::Text,
             Environment::Production => LogFormat::Json,
         })
+    }
+
+    pub fn realtime_config(&self) -> banter_realtime::RealtimeConfig {
+        banter_realtime::RealtimeConfig {
+            allow_anonymous: self.ws_allow_anonymous,
+            allowed_origins: self
+                .ws_allowed_origins
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            max_connections_per_ip: self.ws_max_connections_per_ip,
+            max_channels_per_socket: self.ws_max_channels_per_socket,
+            max_messages_per_second: self.ws_max_messages_per_second,
+            max_frame_bytes: self.ws_max_frame_bytes,
+            idle_timeout: Duration::from_secs(self.ws_idle_timeout_secs),
+            outbox_capacity: self.ws_outbox_capacity,
+            presence_member_limit: self.presence_member_limit,
+            ..Default::default()
+        }
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

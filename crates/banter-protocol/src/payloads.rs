@@ -1,0 +1,75 @@
+//! The JSON payloads of Banter's channel events: a comment (the same shape as the REST API's
+//! comment) and presence metas in the shapes the JS `Presence` helper expects.
+
+use banter_core::Comment;
+use serde_json::{Map, Value, json};
+use time::format_description::well_known::Rfc3339;
+
+fn rfc3339(t: time::OffsetDateTime) -> Value {
+    t.format(&Rfc3339).map(Value::String).unwrap_or(Value::Null)
+}
+
+/// A comment as clients see it (identical to `CommentDto` of the REST API).
+pub fn comment(c: &Comment) -> Value {
+    json!({
+        "id": c.id.to_string(),
+        "video_id": c.video_id.as_ref(),
+        "seq": c.seq,
+        "author": {"id": c.user_id.to_string(), "username": c.username},
+        "body": c.body,
+        "deleted": c.deleted_at.is_some(),
+        "edited": c.deleted_at.is_none() && c.updated_at != c.created_at,
+        "created_at": rfc3339(c.created_at),
+        "updated_at": rfc3339(c.updated_at),
+    })
+}
+
+/// One presence meta: one per (connection, user) pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub phx_ref: String,
+    pub username: String,
+    pub online_at: i64,
+}
+
+impl Meta {
+    fn to_json(&self) -> Value {
+        json!({"phx_ref": self.phx_ref, "username": self.username, "online_at": self.online_at})
+    }
+}
+
+/// `{"<key>": {"metas": [...]}, ...}`, the body of `presence_state` and of each side of a diff.
+pub fn presence_entries<'a>(entries: impl IntoIterator<Item = (&'a str, &'a [Meta])>) -> Value {
+    let mut map = Map::new();
+    for (key, metas) in entries {
+        if metas.is_empty() {
+            continue;
+        }
+        let metas: Vec<Value> = metas.iter().map(Meta::to_json).collect();
+        map.insert(key.to_owned(), json!({ "metas": metas }));
+    }
+    Value::Object(map)
+}
+
+/// `presence_diff`: both `joins` and `leaves` are always present (the client requires both).
+pub fn presence_diff(joins: Value, leaves: Value) -> Value {
+    json!({"joins": joins, "leaves": leaves})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_diff_always_has_joins_and_leaves() {
+        let meta = Meta {
+            phx_ref: "r1".into(),
+            username: "alice".into(),
+            online_at: 1,
+        };
+        let joins = presence_entries([("u1", std::slice::from_ref(&meta))]);
+        let diff = presence_diff(joins, presence_entries([]));
+        assert_eq!(diff["joins"]["u1"]["metas"][0]["phx_ref"], "r1");
+        assert_eq!(diff["leaves"], json!({}));
+    }
+}

@@ -1,0 +1,420 @@
+//! The channel of one topic on this node: a task owning the topic's subscribers, a window of
+//! recent comments, the delivered `seq`, and presence.
+//!
+//! Ordering: creations are delivered strictly in `seq` order, each once. An event whose `seq`
+//! is at or below the delivered one is a duplicate and dropped; one that skips ahead reveals a
+//! gap (a lost or reordered bus message), which is filled from the primary before anything
+//! after it is delivered. Because a video's `seq` is assigned under a row lock, every `seq`
+//! below a committed one is committed too, so the fill always finds what is missing.
+//!
+//! A join's history is cut at the delivered `seq` while no other message is processed, so what
+//! a joiner gets in its reply and what it gets live afterwards meet exactly: no gap, no overlap.
+//!
+//! Mailbox: bounded (`RealtimeConfig::channel_mailbox`). Joins that find it full are refused
+//! with `unavailable`; bus events that find it full are dropped and repaired as gaps.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use banter_bus::{BusEvent, ChangeKind};
+use banter_core::{Comment, VideoId};
+use banter_protocol::events;
+use banter_protocol::payloads::{self, Meta};
+use banter_store::{CommentPage, Store};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::outbox::{Outbound, Outbox, SharedFrame};
+use crate::presence::Presence;
+use crate::{RealtimeConfig, Refusal};
+
+/// Longest gap filled in one database read; larger gaps are filled in several.
+const FILL_BATCH: u32 = 500;
+/// A join re-reads the tail from the database at most this often (to repair lost tail events).
+const JOIN_CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+
+pub(crate) struct Subscriber {
+    pub outbox: Outbox,
+    /// `(user id, username)` of a signed-in viewer; anonymous viewers are not members.
+    pub member: Option<(String, String)>,
+    pub phx_ref: String,
+}
+
+pub(crate) struct JoinOk {
+    pub response: Value,
+    pub presence_state: Value,
+}
+
+pub(crate) enum JoinError {
+    /// The channel is shutting down; join the topic's new channel instead.
+    Retry,
+    Refused(Refusal),
+}
+
+pub(crate) enum Command {
+    Join {
+        sid: u64,
+        subscriber: Subscriber,
+        since_seq: Option<i64>,
+        reply: oneshot::Sender<Result<JoinOk, JoinError>>,
+    },
+    Leave {
+        sid: u64,
+    },
+    Event(BusEvent),
+}
+
+pub(crate) struct Channel {
+    video: VideoId,
+    topic: String,
+    store: Store,
+    config: Arc<RealtimeConfig>,
+    subscribers: HashMap<u64, Subscriber>,
+    presence: Presence,
+    window: VecDeque<Comment>,
+    last_seq: i64,
+    loaded: bool,
+    /// Creations that arrived ahead of a gap that could not be filled yet.
+    pending: BTreeMap<i64, Comment>,
+    last_count_sent: usize,
+    last_join_catch_up: Option<Instant>,
+}
+
+impl Channel {
+    pub fn new(video: VideoId, store: Store, config: Arc<RealtimeConfig>) -> Self {
+        Self {
+            topic: format!("comments:{video}"),
+            video,
+            store,
+            config,
+            subscribers: HashMap::new(),
+            presence: Presence::default(),
+            window: VecDeque::new(),
+            last_seq: 0,
+            loaded: false,
+            pending: BTreeMap::new(),
+            last_count_sent: 0,
+            last_join_catch_up: None,
+        }
+    }
+
+    /// Runs until the last subscriber leaves; then `on_idle` unregisters the channel and the
+    /// remaining mailbox is drained (joins told to retry on the new channel).
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>, on_idle: impl FnOnce()) {
+        self.load().await;
+        let mut tick = tokio::time::interval(self.config.viewer_count_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = rx.recv() => {
+                    let Some(command) = command else { break };
+                    self.handle(command).await;
+                    if self.subscribers.is_empty() {
+                        break;
+                    }
+                }
+                _ = tick.tick() => {
+                    self.broadcast_count_if_changed();
+                    if !self.pending.is_empty() {
+                        self.catch_up().await;
+                    }
+                }
+            }
+        }
+        on_idle();
+        rx.close();
+        while let Some(command) = rx.recv().await {
+            if let Command::Join { reply, .. } = command {
+                let _ = reply.send(Err(JoinError::Retry));
+            }
+        }
+    }
+
+    async fn load(&mut self) {
+        let limit = self.config.history_page.max(1) as u32;
+        match self
+            .store
+            .primary()
+            .list_comments(&self.video, CommentPage::Latest, limit)
+            .await
+        {
+            Ok(comments) => {
+                self.last_seq = comments.last().map_or(0, |c| c.seq);
+                self.window = comments.into();
+                self.loaded = true;
+            }
+            Err(e) => {
+                tracing::warn!(video = %self.video, error = ?e, "channel could not load history")
+            }
+        }
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Join {
+                sid,
+                subscriber,
+                since_seq,
+                reply,
+            } => {
+                let result = self.join(sid, subscriber, since_seq).await;
+                let _ = reply.send(result);
+            }
+            Command::Leave { sid } => self.leave(sid),
+            Command::Event(event) => self.on_event(event).await,
+        }
+    }
+
+    async fn join(
+        &mut self,
+        sid: u64,
+        subscriber: Subscriber,
+        since_seq: Option<i64>,
+    ) -> Result<JoinOk, JoinError> {
+        if !self.loaded {
+            self.load().await;
+            if !self.loaded {
+                return Err(JoinError::Refused(Refusal::new(
+                    banter_protocol::reasons::UNAVAILABLE,
+                    "comments are unavailable right now; retrying",
+                )));
+            }
+        }
+        if self
+            .last_join_catch_up
+            .is_none_or(|t| t.elapsed() >= JOIN_CATCH_UP_EVERY)
+        {
+            self.last_join_catch_up = Some(Instant::now());
+            self.catch_up().await;
+        }
+        let (comments, recovered) = self.history(since_seq).await;
+        // Replace an earlier join of the same session (duplicate join).
+        self.leave(sid);
+        let member = subscriber.member.clone();
+        let phx_ref = subscriber.phx_ref.clone();
+        self.subscribers.insert(sid, subscriber);
+        if let Some((user_id, username)) = member {
+            let meta = Meta {
+                phx_ref,
+                username,
+                online_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            };
+            let diff = self.presence.join(&user_id, meta);
+            if self.presence_lists_enabled() {
+                self.broadcast(events::PRESENCE_DIFF, &diff);
+            }
+        }
+        let mut response = json!({
+            "comments": comments.iter().map(payloads::comment).collect::<Vec<_>>(),
+            "last_seq": self.last_seq,
+            "viewers": self.subscribers.len(),
+        });
+        if let Some(recovered) = recovered {
+            response["recovered"] = json!(recovered);
+        }
+        let presence_state = if self.presence_lists_enabled() {
+            self.presence.state()
+        } else {
+            json!({})
+        };
+        Ok(JoinOk {
+            response,
+            presence_state,
+        })
+    }
+
+    /// The join's history: the latest page, or everything after `since_seq` (with whether the
+    /// recovery was complete).
+    async fn history(&self, since_seq: Option<i64>) -> (Vec<Comment>, Option<bool>) {
+        let Some(since) = since_seq else {
+            return (self.latest_page().await, None);
+        };
+        if since >= self.last_seq {
+            return (Vec::new(), Some(true));
+        }
+        let missing = (self.last_seq - since.max(0)) as usize;
+        if missing > self.config.max_recovery {
+            return (self.latest_page().await, Some(false));
+        }
+        if self.window.front().is_some_and(|c| c.seq <= since + 1) {
+            let from_window = self
+                .window
+                .iter()
+                .filter(|c| c.seq > since)
+                .cloned()
+                .collect();
+            return (from_window, Some(true));
+        }
+        match self
+            .store
+            .primary()
+            .list_comments(
+                &self.video,
+                CommentPage::After(since.max(0)),
+                missing as u32,
+            )
+            .await
+        {
+            Ok(mut comments) => {
+                comments.retain(|c| c.seq <= self.last_seq);
+                (comments, Some(true))
+            }
+            Err(e) => {
+                tracing::warn!(video = %self.video, error = ?e, "recovery read failed");
+                (self.latest_page().await, Some(false))
+            }
+        }
+    }
+
+    async fn latest_page(&self) -> Vec<Comment> {
+        let page = self.config.history_page;
+        let window_has_page =
+            self.window.len() >= page || self.window.front().is_none_or(|c| c.seq == 1);
+        if window_has_page {
+            return self
+                .window
+                .iter()
+                .skip(self.window.len().saturating_sub(page))
+                .cloned()
+                .collect();
+        }
+        match self
+            .store
+            .primary()
+            .list_comments(
+                &self.video,
+                CommentPage::Before(self.last_seq + 1),
+                page as u32,
+            )
+            .await
+        {
+            Ok(comments) => comments,
+            Err(_) => self.window.iter().cloned().collect(),
+        }
+    }
+
+    fn leave(&mut self, sid: u64) {
+        let Some(subscriber) = self.subscribers.remove(&sid) else {
+            return;
+        };
+        if let Some((user_id, _)) = subscriber.member
+            && let Some(diff) = self.presence.leave(&user_id, &subscriber.phx_ref)
+            && self.presence_lists_enabled()
+        {
+            self.broadcast(events::PRESENCE_DIFF, &diff);
+        }
+    }
+
+    async fn on_event(&mut self, event: BusEvent) {
+        let comment = event.comment;
+        match event.kind {
+            ChangeKind::Created => {
+                if comment.seq <= self.last_seq {
+                    return;
+                }
+                if comment.seq == self.last_seq + 1 {
+                    self.deliver(comment);
+                    self.deliver_pending();
+                } else {
+                    self.pending.insert(comment.seq, comment);
+                    self.catch_up().await;
+                }
+            }
+            ChangeKind::Updated | ChangeKind::Deleted => {
+                if comment.seq > self.last_seq {
+                    self.catch_up().await;
+                }
+                if let Some(slot) = self.window.iter_mut().find(|c| c.seq == comment.seq) {
+                    *slot = comment.clone();
+                }
+                let name = if event.kind == ChangeKind::Updated {
+                    events::COMMENT_UPDATED
+                } else {
+                    events::COMMENT_DELETED
+                };
+                self.broadcast(name, &payloads::comment(&comment));
+            }
+        }
+    }
+
+    /// Delivers everything committed after `last_seq`, read from the primary.
+    async fn catch_up(&mut self) {
+        loop {
+            let page = self
+                .store
+                .primary()
+                .list_comments(&self.video, CommentPage::After(self.last_seq), FILL_BATCH)
+                .await;
+            match page {
+                Ok(comments) => {
+                    let full = comments.len() == FILL_BATCH as usize;
+                    for comment in comments {
+                        if comment.seq == self.last_seq + 1 {
+                            self.pending.remove(&comment.seq);
+                            self.deliver(comment);
+                        }
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(video = %self.video, error = ?e, "gap fill failed; will retry");
+                    break;
+                }
+            }
+        }
+        self.deliver_pending();
+    }
+
+    fn deliver_pending(&mut self) {
+        while let Some(entry) = self.pending.first_entry() {
+            let seq = *entry.key();
+            if seq <= self.last_seq {
+                entry.remove();
+            } else if seq == self.last_seq + 1 {
+                let comment = entry.remove();
+                self.deliver(comment);
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn deliver(&mut self, comment: Comment) {
+        self.last_seq = comment.seq;
+        self.broadcast(events::COMMENT_CREATED, &payloads::comment(&comment));
+        self.window.push_back(comment);
+        while self.window.len() > self.config.recovery_window.max(self.config.history_page) {
+            self.window.pop_front();
+        }
+    }
+
+    fn presence_lists_enabled(&self) -> bool {
+        self.presence.len() <= self.config.presence_member_limit
+    }
+
+    fn broadcast_count_if_changed(&mut self) {
+        let count = self.subscribers.len();
+        if count != self.last_count_sent {
+            self.last_count_sent = count;
+            self.broadcast(events::VIEWER_COUNT, &json!({ "count": count }));
+        }
+    }
+
+    /// Encodes once and offers the shared frame to every subscriber; slow consumers are
+    /// dropped from the topic (their connection is being closed).
+    fn broadcast(&mut self, event: &'static str, payload: &Value) {
+        let frame = SharedFrame::new(&self.topic, event, payload.to_string());
+        let slow: Vec<u64> = self
+            .subscribers
+            .iter()
+            .filter(|(_, s)| !s.outbox.offer(Outbound::Shared(frame.clone())))
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in slow {
+            self.leave(sid);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! `RealtimeConfig`: limits and policies of the socket layer.
+
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct RealtimeConfig {
+    /// Let viewers without a token connect and watch (posting always needs one).
+    pub allow_anonymous: bool,
+    /// Origins allowed to open sockets (`https://example.com`), or `*` for any. Empty: only
+    /// the server's own host (same origin). Requests without `Origin` (non-browsers) pass.
+    pub allowed_origins: Vec<String>,
+    /// Largest inbound frame, bytes; bigger frames close the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Channels one socket may join (Phoenix's default is 100).
+    pub max_channels_per_socket: usize,
+    /// Client messages per second per socket; above it messages get an error reply, and at
+    /// four times it the socket is closed with 1008.
+    pub max_messages_per_second: u32,
+    /// Open sockets per client IP.
+    pub max_connections_per_ip: usize,
+    /// A socket with no inbound frame for this long is closed (Phoenix: 60 s).
+    pub idle_timeout: Duration,
+    /// Frames queued for one socket; a socket whose queue is full is closed as a slow consumer.
+    pub outbox_capacity: usize,
+    /// Messages queued for one channel; when full, joins are refused with `unavailable` and
+    /// bus events are dropped (and later repaired from the database by `seq`).
+    pub channel_mailbox: usize,
+    /// Above this many signed-in members a topic sends only the count, not member lists.
+    pub presence_member_limit: usize,
+    /// Comments in a join reply without `since_seq`.
+    pub history_page: usize,
+    /// Recent comments a channel keeps for recovery without a database read.
+    pub recovery_window: usize,
+    /// The most comments a `since_seq` join recovers; further back it answers
+    /// `recovered: false` with the latest page.
+    pub max_recovery: usize,
+    /// Minimum interval between `viewer_count` broadcasts of one topic.
+    pub viewer_count_interval: Duration,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            allow_anonymous: true,
+            allowed_origins: Vec::new(),
+            max_frame_bytes: 64 * 1024,
+            max_channels_per_socket: 100,
+            max_messages_per_second: 50,
+            max_connections_per_ip: 10_000,
+            idle_timeout: Duration::from_secs(60),
+            outbox_capacity: 1024,
+            channel_mailbox: 8192,
+            presence_member_limit: 1000,
+            history_page: 50,
+            recovery_window: 1000,
+            max_recovery: 1000,
+            viewer_count_interval: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! `Gateway`: the services this crate borrows from the rest of Banter. `banter-server`
+//! implements it with the REST API's own functions, so a comment posted over a socket is
+//! validated, rate-limited, committed and published exactly like one posted over REST.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use banter_core::{Comment, User, VideoId};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A signed-in viewer: the user and the token they connected with (re-checked when posting, so
+/// a deactivated account or revoked device cannot post from a socket opened earlier).
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub user: User,
+    pub token: String,
+}
+
+/// A refusal with a stable reason code (the REST API's error codes) and a human message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: String,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub trait Gateway: Send + Sync + 'static {
+    /// Verifies an access token (signature, expiry, active user, unrevoked device).
+    fn authenticate(&self, token: String) -> BoxFuture<'static, Result<Viewer, Refusal>>;
+
+    /// May this viewer (or an anonymous one) watch this video?
+    fn check_view(
+        &self,
+        viewer: Option<User>,
+        video: VideoId,
+    ) -> BoxFuture<'static, Result<(), Refusal>>;
+
+    /// Validates, rate-limits, commits and publishes a comment; returns it as stored.
+    fn post_comment(
+        &self,
+        viewer: Viewer,
+        video: VideoId,
+        body: String,
+    ) -> BoxFuture<'static, Result<Comment, Refusal>>;
+}

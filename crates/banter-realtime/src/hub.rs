@@ -1,0 +1,153 @@
+//! `Hub`: this node's channels by topic, created on first join and removed after the last
+//! leave, and the bus handler that routes committed changes to them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use banter_bus::{Bus, BusEvent};
+use banter_core::VideoId;
+use banter_store::Store;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::channel::{Channel, Command};
+use crate::{Gateway, RealtimeConfig};
+
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<HubInner>,
+}
+
+pub(crate) struct HubInner {
+    channels: Mutex<HashMap<VideoId, ChannelHandle>>,
+    next_id: AtomicU64,
+    store: Store,
+    bus: Arc<dyn Bus>,
+    pub gateway: Arc<dyn Gateway>,
+    pub config: Arc<RealtimeConfig>,
+    runtime: Handle,
+    connections: Mutex<HashMap<IpAddr, usize>>,
+}
+
+#[derive(Clone)]
+pub(crate) struct ChannelHandle {
+    pub tx: mpsc::Sender<Command>,
+    id: u64,
+}
+
+impl Hub {
+    /// Builds the hub and registers it as the bus's handler. Channel tasks run on the current
+    /// tokio runtime (the server's), not on the HTTP workers'.
+    pub fn new(
+        store: Store,
+        bus: Arc<dyn Bus>,
+        gateway: Arc<dyn Gateway>,
+        config: RealtimeConfig,
+    ) -> Hub {
+        let inner = Arc::new(HubInner {
+            channels: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            store,
+            bus: bus.clone(),
+            gateway,
+            config: Arc::new(config),
+            runtime: Handle::current(),
+            connections: Mutex::new(HashMap::new()),
+        });
+        let weak: Weak<HubInner> = Arc::downgrade(&inner);
+        bus.set_handler(Arc::new(move |event: BusEvent| {
+            if let Some(inner) = weak.upgrade() {
+                inner.route(event);
+            }
+        }));
+        Hub { inner }
+    }
+
+    /// Channels currently open on this node.
+    pub fn channel_count(&self) -> usize {
+        self.inner.channels.lock().expect("hub lock").len()
+    }
+}
+
+impl HubInner {
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn route(&self, event: BusEvent) {
+        let handle = self
+            .channels
+            .lock()
+            .expect("hub lock")
+            .get(&event.comment.video_id)
+            .cloned();
+        if let Some(handle) = handle
+            && handle.tx.try_send(Command::Event(event)).is_err()
+        {
+            // Full mailbox: the channel repairs the gap from the database by `seq`.
+            tracing::warn!("channel mailbox full; dropped a bus event");
+        }
+    }
+
+    /// The topic's channel, started if there is none.
+    pub fn channel(self: &Arc<Self>, video: &VideoId) -> ChannelHandle {
+        let mut channels = self.channels.lock().expect("hub lock");
+        if let Some(handle) = channels.get(video)
+            && !handle.tx.is_closed()
+        {
+            return handle.clone();
+        }
+        let (tx, rx) = mpsc::channel(self.config.channel_mailbox);
+        let id = self.next_id();
+        let handle = ChannelHandle { tx, id };
+        channels.insert(video.clone(), handle.clone());
+        self.bus.subscribe(video.as_ref());
+        let channel = Channel::new(video.clone(), self.store.clone(), self.config.clone());
+        let weak = Arc::downgrade(self);
+        let video = video.clone();
+        self.runtime.spawn(channel.run(rx, move || {
+            if let Some(hub) = weak.upgrade() {
+                let mut channels = hub.channels.lock().expect("hub lock");
+                if channels.get(&video).is_some_and(|h| h.id == id) {
+                    channels.remove(&video);
+                    hub.bus.unsubscribe(video.as_ref());
+                }
+            }
+        }));
+        handle
+    }
+
+    /// Counts a new connection from `ip`; `None` when the per-IP limit is reached.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionGuard> {
+        let mut connections = self.connections.lock().expect("connections lock");
+        let count = connections.entry(ip).or_insert(0);
+        if *count >= self.config.max_connections_per_ip {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionGuard {
+            hub: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// Releases a connection's place in the per-IP count when dropped.
+pub(crate) struct ConnectionGuard {
+    hub: Arc<HubInner>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let mut connections = self.hub.connections.lock().expect("connections lock");
+        if let Some(count) = connections.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                connections.remove(&self.ip);
+            }
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! One task per WebSocket connection: reads frames, answers heartbeats, joins and leaves
+//! channels, posts comments, and writes everything queued for the connection.
+//!
+//! Rules, per `phoenix-protocol.md`: refs are echoed as the client's strings; a message for a
+//! topic not joined gets `unmatched topic` with a null join_ref; a message with a stale
+//! join_ref is dropped silently; a duplicate join replaces the old one and closes it with the
+//! old join_ref; a frame that is not a Phoenix message closes the socket with 1002 and a reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
+use banter_core::VideoId;
+use banter_protocol::reasons::{self, close};
+use banter_protocol::{
+    Frame, Message, PHOENIX_TOPIC, Payload, Vsn, decode_binary, decode_text, encode_push,
+    encode_reply, events,
+};
+use bytestring::ByteString;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::channel::{Command, JoinError, Subscriber};
+use crate::hub::{ChannelHandle, ConnectionGuard, HubInner};
+use crate::outbox::{Control, Outbound, Outbox};
+use crate::{Refusal, Viewer};
+
+struct Joined {
+    join_ref: Option<String>,
+    sid: u64,
+    channel: ChannelHandle,
+}
+
+/// Why the loop ended, and what to tell the client.
+enum End {
+    Close(u16, String),
+    Gone,
+}
+
+pub(crate) struct Session {
+    hub: Arc<HubInner>,
+    vsn: Vsn,
+    viewer: Option<Viewer>,
+    ws: actix_ws::Session,
+    outbox: Outbox,
+    joined: HashMap<String, Joined>,
+    window_start: Instant,
+    window_count: u32,
+}
+
+pub(crate) async fn run(
+    hub: Arc<HubInner>,
+    vsn: Vsn,
+    viewer: Option<Viewer>,
+    ws: actix_ws::Session,
+    mut stream: AggregatedMessageStream,
+    _guard: ConnectionGuard,
+) {
+    let (outbox, mut rx, control) = Outbox::new(hub.config.outbox_capacity);
+    let idle_timeout = hub.config.idle_timeout;
+    let mut session = Session {
+        hub,
+        vsn,
+        viewer,
+        ws: ws.clone(),
+        outbox,
+        joined: HashMap::new(),
+        window_start: Instant::now(),
+        window_count: 0,
+    };
+    let mut last_inbound = Instant::now();
+    let mut idle_check = tokio::time::interval(Duration::from_secs(1).min(idle_timeout));
+    let end = loop {
+        tokio::select! {
+            biased;
+            (code, reason) = closed(&control) => break End::Close(code, reason),
+            message = stream.recv() => {
+                last_inbound = Instant::now();
+                match message {
+                    None => break End::Gone,
+                    Some(Ok(message)) => {
+                        if let Some(end) = session.on_message(message).await {
+                            break end;
+                        }
+                    }
+                    Some(Err(ProtocolError::Overflow)) => {
+                        break End::Close(close::TOO_BIG, "frame too large".into());
+                    }
+                    Some(Err(e)) => break End::Close(close::PROTOCOL, format!("websocket protocol error: {e}")),
+                }
+            }
+            Some(outbound) = rx.recv() => {
+                if session.write(outbound).await.is_err() {
+                    break End::Gone;
+                }
+            }
+            _ = idle_check.tick() => {
+                if last_inbound.elapsed() >= idle_timeout {
+                    break End::Close(close::IDLE, "idle timeout".into());
+                }
+            }
+        }
+    };
+    session.leave_all();
+    if let End::Close(code, reason) = end {
+        tracing::debug!(code, reason, "closing socket");
+        let _ = ws
+            .close(Some(CloseReason {
+                code: CloseCode::from(code),
+                description: Some(reason),
+            }))
+            .await;
+    }
+}
+
+async fn closed(control: &Arc<Control>) -> (u16, String) {
+    control.closed().await
+}
+
+impl Session {
+    async fn write(&mut self, outbound: Outbound) -> Result<(), actix_ws::Closed> {
+        match outbound {
+            Outbound::Shared(frame) => self.ws.text(frame.text(self.vsn)).await,
+        }
+    }
+
+    async fn send(&mut self, frame: Frame) -> Option<End> {
+        let result = match frame {
+            Frame::Text(text) => self.ws.text(ByteString::from(text)).await,
+            Frame::Binary(bytes) => self.ws.binary(bytes).await,
+        };
+        result.err().map(|_| End::Gone)
+    }
+
+    async fn reply(
+        &mut self,
+        m: &Message,
+        join_ref: Option<&str>,
+        status: &str,
+        response: Value,
+    ) -> Option<End> {
+        let frame = encode_reply(
+            self.vsn,
+            join_ref,
+            m.msg_ref.as_deref(),
+            &m.topic,
+            status,
+            &response,
+        );
+        self.send(frame).await
+    }
+
+    async fn refuse(&mut self, m: &Message, reason: &str, message: Option<&str>) -> Option<End> {
+        let mut response = json!({ "reason": reason });
+        if let Some(message) = message {
+            response["message"] = json!(message);
+        }
+        self.reply(m, m.join_ref.as_deref(), "error", response)
+            .await
+    }
+
+    async fn on_message(&mut self, message: AggregatedMessage) -> Option<End> {
+        let decoded = match message {
+            AggregatedMessage::Text(text) => decode_text(self.vsn, &text),
+            AggregatedMessage::Binary(bytes) => decode_binary(self.vsn, &bytes),
+            AggregatedMessage::Ping(bytes) => {
+                return self.ws.pong(&bytes).await.err().map(|_| End::Gone);
+            }
+            AggregatedMessage::Pong(_) => return None,
+            AggregatedMessage::Close(_) => return Some(End::Gone),
+        };
+        let message = match decoded {
+            Ok(message) => message,
+            Err(e) => return Some(End::Close(close::PROTOCOL, format!("malformed frame: {e}"))),
+        };
+        if let Some(end) = self.count_message() {
+            return Some(end);
+        }
+        if self.window_count > self.hub.config.max_messages_per_second {
+            return self
+                .refuse(&message, reasons::TOO_MANY_MESSAGES, Some("slow down"))
+                .await;
+        }
+        self.dispatch(message).await
+    }
+
+    /// Counts a message in the current one-second window; a flood far above the limit closes.
+    fn count_message(&mut self) -> Option<End> {
+        if self.window_start.elapsed() >= Duration::from_secs(1) {
+            self.window_start = Instant::now();
+            self.window_count = 0;
+        }
+        self.window_count += 1;
+        (self.window_count > self.hub.config.max_messages_per_second.saturating_mul(4))
+            .then(|| End::Close(close::POLICY, "message flood".into()))
+    }
+
+    async fn dispatch(&mut self, m: Message) -> Option<End> {
+        if m.topic == PHOENIX_TOPIC {
+            return if m.event == events::HEARTBEAT {
+                self.reply(&m, None, "ok", json!({})).await
+            } else {
+                self.reply(
+                    &m,
+                    None,
+                    "error",
+                    json!({"reason": reasons::UNMATCHED_TOPIC}),
+                )
+                .await
+            };
+        }
+        match m.event.as_str() {
+            events::JOIN => self.join(m).await,
+            events::LEAVE => self.leave(m).await,
+            _ => {
+                let Some(joined) = self.joined.get(&m.topic) else {
+                    return self
+                        .reply(
+                            &m,
+                            None,
+                            "error",
+                            json!({"reason": reasons::UNMATCHED_TOPIC}),
+                        )
+                        .await;
+                };
+                if m.join_ref.is_some() && m.join_ref != joined.join_ref {
+                    return None; // stale: dropped silently
+                }
+                match m.event.as_str() {
+                    events::NEW_COMMENT => self.new_comment(m).await,
+                    _ => {
+                        self.refuse(
+                            &m,
+                            reasons::UNKNOWN_EVENT,
+                            Some("this channel does not handle that event"),
+                        )
+                        .await
+                    }
+                }
+            }
+        }
+    }
+
+    async fn join(&mut self, m: Message) -> Option<End> {
+        let Some(raw_video) = m.topic.strip_prefix("comments:") else {
+            return self
+                .reply(
+                    &m,
+                    None,
+                    "error",
+                    json!({"reason": reasons::UNMATCHED_TOPIC}),
+                )
+                .await;
+        };
+        let Ok(video) = VideoId::parse(raw_video) else {
+            return self.refuse(&m, reasons::INVALID_VIDEO_ID, None).await;
+        };
+        let since_seq = match m.payload.json().and_then(|p| p.get("since_seq")) {
+            None | Some(Value::Null) => None,
+            Some(v) => match v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            {
+                Some(seq) if seq >= 0 => Some(seq),
+                _ => {
+                    return self
+                        .refuse(
+                            &m,
+                            reasons::INVALID_PAYLOAD,
+                            Some("since_seq must be a non-negative integer"),
+                        )
+                        .await;
+                }
+            },
+        };
+        let previous = self.joined.remove(&m.topic);
+        if let Some(previous) = &previous {
+            leave_channel(&previous.channel, previous.sid);
+        }
+        if self.joined.len() >= self.hub.config.max_channels_per_socket {
+            return self.refuse(&m, reasons::TOO_MANY_CHANNELS, None).await;
+        }
+        let user = self.viewer.as_ref().map(|v| v.user.clone());
+        if let Err(refusal) = self
+            .hub
+            .gateway
+            .check_view(user.clone(), video.clone())
+            .await
+        {
+            return self
+                .refuse(&m, &refusal.reason, Some(&refusal.message))
+                .await;
+        }
+        let sid = self.hub.next_id();
+        let result = self.join_channel(&video, sid, since_seq, user).await;
+        let (joined_ok, channel) = match result {
+            Ok(ok) => ok,
+            Err(refusal) => {
+                return self
+                    .refuse(&m, &refusal.reason, Some(&refusal.message))
+                    .await;
+            }
+        };
+        let join_ref = m.join_ref.clone().or_else(|| m.msg_ref.clone());
+        if let Some(end) = self
+            .reply(&m, join_ref.as_deref(), "ok", joined_ok.response)
+            .await
+        {
+            return Some(end);
+        }
+        let state = encode_push(
+            self.vsn,
+            join_ref.as_deref(),
+            &m.topic,
+            events::PRESENCE_STATE,
+            &joined_ok.presence_state,
+        );
+        if let Some(end) = self.send(state).await {
+            return Some(end);
+        }
+        if let Some(previous) = previous {
+            let jr = previous.join_ref.as_deref();
+            let close = encode_reply_close(self.vsn, jr, &m.topic);
+            if let Some(end) = self.send(close).await {
+                return Some(end);
+            }
+        }
+        self.joined.insert(
+            m.topic.clone(),
+            Joined {
+                join_ref,
+                sid,
+                channel,
+            },
+        );
+        None
+    }
+
+    async fn join_channel(
+        &mut self,
+        video: &VideoId,
+        sid: u64,
+        since_seq: Option<i64>,
+        user: Option<banter_core::User>,
+    ) -> Result<(crate::channel::JoinOk, ChannelHandle), Refusal> {
+        for _ in 0..3 {
+            let channel = self.hub.channel(video);
+            let (tx, rx) = oneshot::channel();
+            let subscriber = Subscriber {
+                outbox: self.outbox.clone(),
+                member: user
+                    .as_ref()
+                    .map(|u| (u.id.to_string(), u.username.to_string())),
+                phx_ref: uuid::Uuid::now_v7().simple().to_string(),
+            };
+            let command = Command::Join {
+                sid,
+                subscriber,
+                since_seq,
+                reply: tx,
+            };
+            match channel.tx.try_send(command) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => continue,
+                Err(mpsc::error::TrySendError::Full(_)) => break,
+            }
+            match rx.await {
+                Ok(Ok(ok)) => return Ok((ok, channel)),
+                Ok(Err(JoinError::Refused(refusal))) => return Err(refusal),
+                Ok(Err(JoinError::Retry)) | Err(_) => continue,
+            }
+        }
+        Err(Refusal::new(
+            reasons::UNAVAILABLE,
+            "the channel is busy; retrying",
+        ))
+    }
+
+    async fn leave(&mut self, m: Message) -> Option<End> {
+        match self.joined.get(&m.topic) {
+            None => self.reply(&m, m.join_ref.as_deref(), "ok", json!({})).await,
+            Some(joined) if m.join_ref.is_some() && m.join_ref != joined.join_ref => None,
+            Some(_) => {
+                let joined = self.joined.remove(&m.topic).expect("present");
+                leave_channel(&joined.channel, joined.sid);
+                if let Some(end) = self
+                    .reply(&m, joined.join_ref.as_deref(), "ok", json!({}))
+                    .await
+                {
+                    return Some(end);
+                }
+                let close = encode_reply_close(self.vsn, joined.join_ref.as_deref(), &m.topic);
+                self.send(close).await
+            }
+        }
+    }
+
+    async fn new_comment(&mut self, m: Message) -> Option<End> {
+        let Some(viewer) = self.viewer.clone() else {
+            return self
+                .refuse(&m, reasons::UNAUTHORIZED, Some("sign in to post comments"))
+                .await;
+        };
+        let body = match &m.payload {
+            Payload::Json(Value::Object(map)) => {
+                map.get("body").and_then(Value::as_str).map(str::to_owned)
+            }
+            _ => None,
+        };
+        let Some(body) = body else {
+            return self
+                .refuse(
+                    &m,
+                    reasons::INVALID_PAYLOAD,
+                    Some("expected {\"body\": \"…\"}"),
+                )
+                .await;
+        };
+        let video = VideoId::parse(m.topic.trim_start_matches("comments:"))
+            .expect("joined topics are valid");
+        match self.hub.gateway.post_comment(viewer, video, body).await {
+            Ok(comment) => {
+                let payload = json!({ "comment": banter_protocol::payloads::comment(&comment) });
+                let join_ref = m.join_ref.clone();
+                self.reply(&m, join_ref.as_deref(), "ok", payload).await
+            }
+            Err(refusal) => {
+                self.refuse(&m, &refusal.reason, Some(&refusal.message))
+                    .await
+            }
+        }
+    }
+
+    fn leave_all(&mut self) {
+        for (_, joined) in self.joined.drain() {
+            leave_channel(&joined.channel, joined.sid);
+        }
+    }
+}
+
+/// `phx_close` for a channel instance: `[jr, jr, topic, "phx_close", {}]`.
+fn encode_reply_close(vsn: Vsn, join_ref: Option<&str>, topic: &str) -> Frame {
+    match vsn {
+        Vsn::V2 => {
+            let jr = join_ref.map_or_else(
+                || "null".to_owned(),
+                |r| Value::String(r.to_owned()).to_string(),
+            );
+            Frame::Text(format!(
+                "[{jr},{jr},{},\"{}\",{{}}]",
+                Value::String(topic.to_owned()),
+                events::CLOSE
+            ))
+        }
+        Vsn::V1 => encode_push(vsn, join_ref, topic, events::CLOSE, &json!({})),
+    }
+}
+
+/// Leaving must not be lost: if the mailbox is full, wait for room on a separate task.
+fn leave_channel(channel: &ChannelHandle, sid: u64) {
+    if let Err(mpsc::error::TrySendError::Full(command)) =
+        channel.tx.try_send(Command::Leave { sid })
+    {
+        let tx = channel.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(command).await;
+        });
+    }
+}

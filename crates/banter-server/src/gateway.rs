@@ -1,0 +1,103 @@
+//! The realtime layer's `Gateway`, implemented with the REST API's own functions so that a
+//! socket and an HTTP client meet exactly the same rules, and the publisher that carries the
+//! API's post-commit events onto the bus. Wiring only; the rules live in `banter-api`.
+
+use std::sync::Arc;
+
+use actix_web::ResponseError;
+use banter_api::{ApiError, ApiState, CommentEvent, CommentPublisher, Denied};
+use banter_bus::{Bus, BusEvent, ChangeKind};
+use banter_core::{Comment, CommentBody, User, VideoId};
+use banter_protocol::reasons;
+use banter_realtime::{Gateway, Refusal, Viewer};
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+pub struct ApiGateway {
+    pub state: Arc<ApiState>,
+}
+
+fn refusal(err: ApiError) -> Refusal {
+    if err.status_code().is_server_error() {
+        return Refusal::new(reasons::UNAVAILABLE, "something went wrong; try again");
+    }
+    Refusal::new(err.code(), err.to_string())
+}
+
+impl Gateway for ApiGateway {
+    fn authenticate(&self, token: String) -> BoxFuture<'static, Result<Viewer, Refusal>> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            let principal = banter_api::verify_access_token(&state, &token)
+                .await
+                .map_err(refusal)?;
+            Ok(Viewer {
+                user: principal.user,
+                token,
+            })
+        })
+    }
+
+    fn check_view(
+        &self,
+        viewer: Option<User>,
+        video: VideoId,
+    ) -> BoxFuture<'static, Result<(), Refusal>> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            let reads = state.store.replica();
+            let found = reads
+                .get_video(&video)
+                .await
+                .map_err(|e| refusal(e.into()))?;
+            match banter_api::check_view(reads, found.as_ref(), viewer.as_ref())
+                .await
+                .map_err(refusal)?
+            {
+                Ok(()) => Ok(()),
+                Err(Denied::SignInRequired) => Err(Refusal::new(
+                    reasons::UNAUTHORIZED,
+                    "this video is private: sign in",
+                )),
+                Err(Denied::NotAllowed) => Err(Refusal::new(
+                    reasons::PRIVATE_VIDEO,
+                    "this video is private",
+                )),
+            }
+        })
+    }
+
+    fn post_comment(
+        &self,
+        viewer: Viewer,
+        video: VideoId,
+        body: String,
+    ) -> BoxFuture<'static, Result<Comment, Refusal>> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            // Re-check the token: the account or device may have been revoked since connecting.
+            let principal = banter_api::verify_access_token(&state, &viewer.token)
+                .await
+                .map_err(refusal)?;
+            let body = CommentBody::parse(&body).map_err(|e| refusal(e.into()))?;
+            banter_api::post_comment(&state, &principal, &video, &body)
+                .await
+                .map_err(refusal)
+        })
+    }
+}
+
+/// Puts the API's committed comment changes on the bus.
+pub struct BusPublisher {
+    pub bus: Arc<dyn Bus>,
+}
+
+impl CommentPublisher for BusPublisher {
+    fn publish(&self, event: CommentEvent) {
+        let (kind, comment) = match event {
+            CommentEvent::Created(c) => (ChangeKind::Created, c),
+            CommentEvent::Updated(c) => (ChangeKind::Updated, c),
+            CommentEvent::Deleted(c) => (ChangeKind::Deleted, c),
+        };
+        self.bus.publish(BusEvent { kind, comment });
+    }
+}
