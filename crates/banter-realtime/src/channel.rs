@@ -418,3 +418,171 @@ impl Channel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use banter_core::{CommentBody, Email, Role, UserId, Username};
+    use banter_store::{NewUser, StoreConfig};
+
+    use super::*;
+    use crate::outbox::Outbox;
+
+    async fn store() -> (Store, UserId, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&StoreConfig::new(format!(
+            "sqlite://{}",
+            dir.path().join("t.db").display()
+        )))
+        .await
+        .unwrap();
+        let user = store
+            .primary()
+            .create_user(NewUser {
+                email: Email::parse("a@example.com").unwrap(),
+                username: Username::parse("alice").unwrap(),
+                password_hash: "x".into(),
+                role: Role::User,
+            })
+            .await
+            .unwrap();
+        (store, user.id, dir)
+    }
+
+    fn seq_of(outbound: Outbound) -> Option<i64> {
+        let Outbound::Shared(frame) = outbound;
+        let value: Value = serde_json::from_str(&frame.text(banter_protocol::Vsn::V2)).unwrap();
+        (value[3] == events::COMMENT_CREATED).then(|| value[4]["seq"].as_i64().unwrap())
+    }
+
+    #[tokio::test]
+    async fn lost_reordered_and_duplicated_bus_events_reach_viewers_in_seq_order_once() {
+        let (store, author, _dir) = store().await;
+        let video = VideoId::parse("v").unwrap();
+        let (tx, rx) = mpsc::channel(64);
+        let channel = Channel::new(
+            video.clone(),
+            store.clone(),
+            Arc::new(RealtimeConfig::default()),
+        );
+        let task = tokio::spawn(channel.run(rx, || {}));
+        let (outbox, mut frames, _control) = Outbox::new(64);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let subscriber = Subscriber {
+            outbox,
+            member: None,
+            phx_ref: "r".into(),
+        };
+        tx.send(Command::Join {
+            sid: 1,
+            subscriber,
+            since_seq: None,
+            reply: reply_tx,
+        })
+        .await
+        .unwrap();
+        assert!(reply_rx.await.unwrap().is_ok());
+
+        let mut committed = Vec::new();
+        for i in 0..6 {
+            let body = CommentBody::parse(&format!("c{i}")).unwrap();
+            committed.push(
+                store
+                    .primary()
+                    .create_comment(&video, author, &body)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let event = |i: usize| {
+            Command::Event(BusEvent {
+                kind: ChangeKind::Created,
+                comment: committed[i].clone(),
+            })
+        };
+        // seq 1 arrives, 2 is lost, 4 arrives before 3, 4 is duplicated, 5 is lost, 6 arrives.
+        for i in [0, 3, 2, 3, 5] {
+            tx.send(event(i)).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 6 {
+            let frame = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            seen.extend(seq_of(frame));
+        }
+        assert_eq!(seen, vec![1, 2, 3, 4, 5, 6]);
+        // Nothing more: the duplicate was dropped.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while let Ok(frame) = frames.try_recv() {
+            assert_eq!(seq_of(frame), None, "no comment delivered twice");
+        }
+        tx.send(Command::Leave { sid: 1 }).await.unwrap();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_joiner_history_and_live_stream_meet_without_gap_or_overlap() {
+        let (store, author, _dir) = store().await;
+        let video = VideoId::parse("v").unwrap();
+        for i in 0..3 {
+            let body = CommentBody::parse(&format!("c{i}")).unwrap();
+            store
+                .primary()
+                .create_comment(&video, author, &body)
+                .await
+                .unwrap();
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let channel = Channel::new(
+            video.clone(),
+            store.clone(),
+            Arc::new(RealtimeConfig::default()),
+        );
+        tokio::spawn(channel.run(rx, || {}));
+        // A comment committed whose bus event has not arrived yet when the viewer joins.
+        let body = CommentBody::parse("in flight").unwrap();
+        let in_flight = store
+            .primary()
+            .create_comment(&video, author, &body)
+            .await
+            .unwrap();
+        let (outbox, mut frames, _control) = Outbox::new(64);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let subscriber = Subscriber {
+            outbox,
+            member: None,
+            phx_ref: "r".into(),
+        };
+        tx.send(Command::Join {
+            sid: 1,
+            subscriber,
+            since_seq: Some(1),
+            reply: reply_tx,
+        })
+        .await
+        .unwrap();
+        let Ok(ok) = reply_rx.await.unwrap() else {
+            panic!("join refused")
+        };
+        let history: Vec<i64> = ok.response["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(history, vec![2, 3, 4]);
+        assert_eq!(ok.response["last_seq"], 4);
+        // The late bus event is a duplicate now and is not delivered again.
+        tx.send(Command::Event(BusEvent {
+            kind: ChangeKind::Created,
+            comment: in_flight,
+        }))
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while let Ok(frame) = frames.try_recv() {
+            assert_eq!(seq_of(frame), None);
+        }
+    }
+}
