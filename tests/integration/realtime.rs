@@ -603,3 +603,34 @@ async fn deactivated_users_and_private_videos_are_refused() {
         "invalid_token"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_node_closes_sockets_with_a_restart_code() {
+    let app = app().await;
+    let mut ws = socket(&app, None).await;
+    ws.join("comments:v1", json!({})).await;
+    let started = std::time::Instant::now();
+    let stop = app.stop();
+    let (closed, ()) = tokio::join!(ws.closed(), stop);
+    assert_eq!(closed.map(|c| c.0), Some(1012));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "open sockets do not hold the shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_push_is_decoded_and_answered() {
+    let app = app().await;
+    let mut ws = socket(&app, None).await;
+    let join = ws.join("comments:v1", json!({})).await;
+    let jr = join[0].as_str().unwrap().to_owned();
+    // kind 0 push: join_ref, ref "77", topic, event "new_comment", payload bytes.
+    let mut frame = vec![0u8, jr.len() as u8, 2, 11, 11];
+    frame.extend_from_slice(jr.as_bytes());
+    frame.extend_from_slice(b"77comments:v1new_comment");
+    frame.extend_from_slice(&[1, 2, 3]);
+    ws.send_raw(Message::binary(frame)).await;
+    let reply = ws.reply_to("77").await;
+    assert_eq!(reply[4]["response"]["reason"], "unauthorized");
+}

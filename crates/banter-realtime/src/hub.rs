@@ -29,6 +29,8 @@ pub(crate) struct HubInner {
     pub config: Arc<RealtimeConfig>,
     runtime: Handle,
     connections: Mutex<HashMap<IpAddr, usize>>,
+    /// Flips to `true` once when the node shuts down; every session closes with 1012.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Clone)]
@@ -55,6 +57,7 @@ impl Hub {
             config: Arc::new(config),
             runtime: Handle::current(),
             connections: Mutex::new(HashMap::new()),
+            shutdown: tokio::sync::watch::Sender::new(false),
         });
         let weak: Weak<HubInner> = Arc::downgrade(&inner);
         bus.set_handler(Arc::new(move |event: BusEvent| {
@@ -63,6 +66,22 @@ impl Hub {
             }
         }));
         Hub { inner }
+    }
+
+    /// Closes every socket with 1012 ("service restart") so clients reconnect, to another
+    /// node if this one is going away, and refuses new ones.
+    pub fn shut_down(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Sockets currently open on this node.
+    pub fn connection_count(&self) -> usize {
+        self.inner
+            .connections
+            .lock()
+            .expect("connections lock")
+            .values()
+            .sum()
     }
 
     /// Channels currently open on this node.

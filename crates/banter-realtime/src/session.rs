@@ -69,12 +69,14 @@ pub(crate) async fn run(
         window_start: Instant::now(),
         window_count: 0,
     };
+    let mut shutdown = session.hub.shutdown.subscribe();
     let mut last_inbound = Instant::now();
     let mut idle_check = tokio::time::interval(Duration::from_secs(1).min(idle_timeout));
     let end = loop {
         tokio::select! {
             biased;
             (code, reason) = closed(&control) => break End::Close(code, reason),
+            _ = shutdown.wait_for(|down| *down) => break End::Close(close::RESTART, "server restarting".into()),
             message = stream.recv() => {
                 last_inbound = Instant::now();
                 match message {

@@ -72,6 +72,9 @@ fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
 
 async fn upgrade(req: HttpRequest, body: web::Payload, hub: web::Data<Hub>) -> HttpResponse {
     let hub = hub.inner.clone();
+    if *hub.shutdown.borrow() {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
     let params = query(&req);
     let Some(vsn) = Vsn::negotiate(params.get("vsn").map(String::as_str)) else {
         return HttpResponse::Forbidden().finish();

@@ -27,6 +27,7 @@ pub struct Application {
     server: Server,
     store: Store,
     readiness: Arc<Readiness>,
+    hub: Option<Hub>,
 }
 
 /// Stops a running application gracefully from elsewhere (tests, signal handlers).
@@ -34,11 +35,15 @@ pub struct Application {
 pub struct StopHandle {
     server: ServerHandle,
     readiness: Arc<Readiness>,
+    hub: Option<Hub>,
 }
 
 impl StopHandle {
     pub async fn stop(&self) {
         self.readiness.start_draining();
+        if let Some(hub) = &self.hub {
+            hub.shut_down();
+        }
         self.server.stop(true).await;
     }
 }
@@ -114,6 +119,7 @@ impl Application {
         let readiness = Arc::new(Readiness::default());
         let role = settings.role;
         let store_data = web::Data::new(store.clone());
+        let hub_handle = hub.as_ref().map(|h| h.get_ref().clone());
         let readiness_data = web::Data::new(readiness.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -146,6 +152,7 @@ impl Application {
             server,
             store,
             readiness,
+            hub: hub_handle,
         })
     }
 
@@ -161,6 +168,7 @@ impl Application {
         StopHandle {
             server: self.server.handle(),
             readiness: self.readiness.clone(),
+            hub: self.hub.clone(),
         }
     }
 
