@@ -14,6 +14,8 @@
 //! Actors here are tokio tasks with bounded mailboxes, written to with `try_send` and an
 //! explicit policy when full (stated where each queue is defined).
 
+#[doc(hidden)]
+pub mod bench;
 mod channel;
 mod config;
 mod gateway;

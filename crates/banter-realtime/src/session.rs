@@ -71,7 +71,10 @@ pub(crate) async fn run(
     };
     let mut shutdown = session.hub.shutdown.subscribe();
     let mut last_inbound = Instant::now();
-    let mut idle_check = tokio::time::interval(Duration::from_secs(1).min(idle_timeout));
+    // A quarter of the timeout (at most 5 s): precise enough for a 60 s timeout, and 10k idle
+    // sockets cost 2k timer wake-ups a second instead of 10k.
+    let check_every = (idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut idle_check = tokio::time::interval(check_every);
     let end = loop {
         tokio::select! {
             biased;
