@@ -14,6 +14,23 @@ pub struct RedisServer {
 impl RedisServer {
     pub fn start() -> RedisServer {
         let port = free_port();
+        Self::start_on(port)
+    }
+
+    /// Kills the server and starts a fresh, empty one on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let fresh = Self::start_on(self.port);
+        let old = std::mem::replace(self, fresh);
+        std::mem::forget(old);
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn start_on(port: u16) -> RedisServer {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--port")
@@ -44,7 +61,6 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }

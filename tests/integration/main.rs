@@ -4,6 +4,7 @@
 mod api_auth;
 mod api_comments;
 mod api_users;
+mod cluster;
 mod js_client;
 mod realtime;
 mod replicas;

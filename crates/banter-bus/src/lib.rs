@@ -2,13 +2,16 @@
 //! with viewers of that video.
 //!
 //! `bus.rs` holds the [`Bus`] trait and its event type; `memory.rs` the in-process bus for a
-//! single node. The Redis implementation (cluster) sits beside them when it lands.
+//! single node; `redis.rs` the Redis pub/sub bus for clusters, with `wire.rs` its message form.
 //!
 //! Kept out: ordering repair and delivery to sockets (the realtime channel does that, using
 //! `seq`), and anything about who may see what.
 
 mod bus;
 mod memory;
+mod redis;
+mod wire;
 
 pub use bus::{Bus, BusEvent, BusHandler, ChangeKind};
 pub use memory::MemoryBus;
+pub use redis::RedisBus;

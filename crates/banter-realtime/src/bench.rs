@@ -33,6 +33,7 @@ pub async fn fanout(
         outbox_capacity: count + 64,
         // No viewer_count broadcasts during the run.
         viewer_count_interval: Duration::from_secs(3600),
+        repair_interval: Duration::from_secs(3600),
         ..Default::default()
     };
     let (tx, rx) = mpsc::channel(subscribers + count + 16);

@@ -105,6 +105,9 @@ impl Channel {
         self.load().await;
         let mut tick = tokio::time::interval(self.config.viewer_count_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let period = self.config.repair_interval;
+        let mut repair = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        repair.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = rx.recv() => {
@@ -120,6 +123,7 @@ impl Channel {
                         self.catch_up().await;
                     }
                 }
+                _ = repair.tick() => self.catch_up().await,
             }
         }
         on_idle();

@@ -36,6 +36,10 @@ pub struct RealtimeConfig {
     pub max_recovery: usize,
     /// Minimum interval between `viewer_count` broadcasts of one topic.
     pub viewer_count_interval: Duration,
+    /// How often a channel re-reads its tail from the database, to deliver comments whose bus
+    /// messages were lost (a Redis outage, a subscription not yet active) even when no later
+    /// comment reveals the gap.
+    pub repair_interval: Duration,
 }
 
 impl Default for RealtimeConfig {
@@ -55,6 +59,7 @@ impl Default for RealtimeConfig {
             recovery_window: 1000,
             max_recovery: 1000,
             viewer_count_interval: Duration::from_secs(1),
+            repair_interval: Duration::from_secs(5),
         }
     }
 }

@@ -13,10 +13,10 @@ use actix_web::middleware::{Compress, NormalizePath, TrailingSlash};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use banter_api::{ApiConfig, ApiState, Limit, RateLimitConfig, request_id};
-use banter_bus::{Bus, MemoryBus};
+use banter_bus::{Bus, MemoryBus, RedisBus};
 use banter_realtime::Hub;
 use banter_store::{Store, StoreConfig};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::gateway::{ApiGateway, BusPublisher};
 use crate::health::{self, Readiness};
@@ -95,8 +95,18 @@ impl Application {
         let store = Store::connect(&store_config(&settings))
             .await
             .context("connecting to the database")?;
-        // The in-process bus: a single node. (The Redis bus for clusters comes with its issue.)
-        let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+        // Redis when configured (a cluster), otherwise the in-process bus (a single node).
+        let (bus, redis): (Arc<dyn Bus>, Option<Arc<RedisBus>>) = match &settings.redis_url {
+            Some(url) => {
+                let redis = Arc::new(
+                    RedisBus::connect(url.expose_secret(), &settings.redis_prefix)
+                        .await
+                        .context("connecting to Redis")?,
+                );
+                (redis.clone(), Some(redis))
+            }
+            None => (Arc::new(MemoryBus::new()), None),
+        };
         let api = web::Data::new(ApiState::new(
             store.clone(),
             api_config(&settings)?,
@@ -116,7 +126,7 @@ impl Application {
         let listener = TcpListener::bind(&settings.http_addr)
             .with_context(|| format!("binding {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();
-        let readiness = Arc::new(Readiness::default());
+        let readiness = Arc::new(Readiness::new(redis));
         let role = settings.role;
         let store_data = web::Data::new(store.clone());
         let hub_handle = hub.as_ref().map(|h| h.get_ref().clone());

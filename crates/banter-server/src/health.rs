@@ -9,12 +9,20 @@ use actix_web::{HttpResponse, get, web};
 use banter_store::Store;
 
 /// Shared between the probes and the shutdown path.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Readiness {
     draining: AtomicBool,
+    redis: Option<Arc<banter_bus::RedisBus>>,
 }
 
 impl Readiness {
+    pub fn new(redis: Option<Arc<banter_bus::RedisBus>>) -> Self {
+        Self {
+            draining: AtomicBool::new(false),
+            redis,
+        }
+    }
+
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
@@ -39,15 +47,19 @@ pub async fn readyz(store: web::Data<Store>, readiness: web::Data<Arc<Readiness>
         tokio::time::timeout(Duration::from_secs(2), store.ping()).await,
         Ok(Ok(()))
     );
+    // No Redis configured: the in-process bus is always there.
+    let bus = readiness.redis.as_ref().is_none_or(|r| r.is_connected());
+    let ready = database && bus;
     let body = serde_json::json!({
-        "status": if database { "ready" } else { "unavailable" },
+        "status": if ready { "ready" } else { "unavailable" },
         "checks": {
             "database": database,
+            "bus": bus,
             "replicas_healthy": store.replica().healthy_replicas(),
             "draining": false,
         }
     });
-    if database {
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

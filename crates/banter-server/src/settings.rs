@@ -63,6 +63,8 @@ pub struct Settings {
     pub database_max_replica_lag_ms: u64,
     pub migrate_on_start: bool,
     pub redis_url: Option<SecretString>,
+    /// Prefix of this deployment's Redis channels (several deployments may share a Redis).
+    pub redis_prefix: String,
     /// Comma-separated JWT secrets: the first signs, all verify.
     pub jwt_secret: Option<SecretString>,
     pub access_token_ttl_secs: u64,
@@ -86,6 +88,8 @@ pub struct Settings {
     pub ws_idle_timeout_secs: u64,
     pub ws_outbox_capacity: usize,
     pub presence_member_limit: usize,
+    /// Seconds between a channel's re-reads of its tail (repairs lost bus messages).
+    pub ws_repair_interval_secs: u64,
 }
 
 const DEFAULTS: &str = r#"
@@ -96,6 +100,7 @@ data_dir = "./data"
 database_max_connections = 10
 database_max_replica_lag_ms = 5000
 migrate_on_start = true
+redis_prefix = "banter"
 access_token_ttl_secs = 900
 refresh_token_ttl_secs = 2592000
 log_level = "info"
@@ -114,6 +119,7 @@ ws_max_frame_bytes = 65536
 ws_idle_timeout_secs = 60
 ws_outbox_capacity = 1024
 presence_member_limit = 1000
+ws_repair_interval_secs = 5
 "#;
 
 impl Settings {
@@ -198,6 +204,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(self.ws_idle_timeout_secs),
             outbox_capacity: self.ws_outbox_capacity,
             presence_member_limit: self.presence_member_limit,
+            repair_interval: Duration::from_secs(self.ws_repair_interval_secs.max(1)),
             ..Default::default()
         }
     }

@@ -1,0 +1,195 @@
+//! `RedisBus`: delivery between nodes through Redis pub/sub. Choose it whenever more than one
+//! node serves the same videos.
+//!
+//! - One Redis channel per video (`<prefix>:comments:<video_id>`); a node subscribes only while
+//!   it has local viewers of that video, so traffic grows with the videos in use.
+//! - A node delivers its own events locally at once and skips them when Redis echoes them back.
+//! - The subscriber connection reconnects with backoff (100 ms doubling to 5 s) and
+//!   resubscribes to every current video. Messages published while it was down are lost here;
+//!   channels repair them from the database by `seq` (on the next event, and periodically).
+//! - Publishing never blocks the caller: it runs on a task; a failure is logged and, again,
+//!   repaired by `seq` on the receiving side.
+//!
+//! Bounds: interest changes queue in a bounded channel (1024); when full the change is dropped
+//! and logged, and the node keeps its previous interest (extra messages are ignored; missing
+//! ones are repaired).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::{Bus, BusEvent, BusHandler, wire};
+
+enum Interest {
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+pub struct RedisBus {
+    node: String,
+    prefix: String,
+    publisher: ConnectionManager,
+    handler: Arc<RwLock<Option<BusHandler>>>,
+    interest: mpsc::Sender<Interest>,
+    connected: Arc<AtomicBool>,
+    runtime: Handle,
+}
+
+impl RedisBus {
+    /// Connects (the first connection must succeed; later outages are survived).
+    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let publisher = ConnectionManager::new(client.clone()).await?;
+        let handler: Arc<RwLock<Option<BusHandler>>> = Arc::new(RwLock::new(None));
+        let (interest, rx) = mpsc::channel(1024);
+        let connected = Arc::new(AtomicBool::new(false));
+        let node = uuid::Uuid::new_v4().simple().to_string();
+        tokio::spawn(subscriber(
+            client,
+            prefix.to_owned(),
+            node.clone(),
+            handler.clone(),
+            rx,
+            connected.clone(),
+        ));
+        Ok(Self {
+            node,
+            prefix: prefix.to_owned(),
+            publisher,
+            handler,
+            interest,
+            connected,
+            runtime: Handle::current(),
+        })
+    }
+
+    /// Whether the subscriber connection is up (for readiness).
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    fn channel_name(&self, video: &str) -> String {
+        format!("{}:comments:{video}", self.prefix)
+    }
+
+    fn deliver_locally(&self, event: BusEvent) {
+        let handler = self.handler.read().expect("bus handler lock").clone();
+        if let Some(handler) = handler {
+            handler(event);
+        }
+    }
+}
+
+impl Bus for RedisBus {
+    fn publish(&self, event: BusEvent) {
+        let channel = self.channel_name(event.comment.video_id.as_ref());
+        let payload = wire::encode(&self.node, &event);
+        self.deliver_locally(event);
+        let mut publisher = self.publisher.clone();
+        self.runtime.spawn(async move {
+            if let Err(e) = publisher.publish::<_, _, ()>(&channel, payload).await {
+                tracing::warn!(error = %e, "redis publish failed; receivers will repair by seq");
+            }
+        });
+    }
+
+    fn set_handler(&self, handler: BusHandler) {
+        *self.handler.write().expect("bus handler lock") = Some(handler);
+    }
+
+    fn subscribe(&self, video: &str) {
+        if self
+            .interest
+            .try_send(Interest::Subscribe(self.channel_name(video)))
+            .is_err()
+        {
+            tracing::warn!("bus interest queue full; subscription dropped");
+        }
+    }
+
+    fn unsubscribe(&self, video: &str) {
+        let _ = self
+            .interest
+            .try_send(Interest::Unsubscribe(self.channel_name(video)));
+    }
+}
+
+async fn subscriber(
+    client: redis::Client,
+    prefix: String,
+    node: String,
+    handler: Arc<RwLock<Option<BusHandler>>>,
+    mut interest: mpsc::Receiver<Interest>,
+    connected: Arc<AtomicBool>,
+) {
+    let mut channels: HashSet<String> = HashSet::new();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let pubsub = match client.get_async_pubsub().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "redis subscriber connection failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        let mut ok = true;
+        for channel in &channels {
+            ok &= sink.subscribe(channel).await.is_ok();
+        }
+        if !ok {
+            continue;
+        }
+        backoff = Duration::from_millis(100);
+        connected.store(true, Ordering::Relaxed);
+        tracing::info!(prefix, topics = channels.len(), "redis bus subscribed");
+        loop {
+            tokio::select! {
+                message = stream.next() => {
+                    let Some(message) = message else { break };
+                    let Ok(text) = message.get_payload::<String>() else { continue };
+                    match wire::decode(&text) {
+                        Some((from, _)) if from == node => {}
+                        Some((_, event)) => {
+                            let handler = handler.read().expect("bus handler lock").clone();
+                            if let Some(handler) = handler {
+                                handler(event);
+                            }
+                        }
+                        None => tracing::warn!("undecodable bus message ignored"),
+                    }
+                }
+                change = interest.recv() => {
+                    let Some(change) = change else { return };
+                    let result = match change {
+                        Interest::Subscribe(channel) => {
+                            let r = sink.subscribe(&channel).await;
+                            channels.insert(channel);
+                            r
+                        }
+                        Interest::Unsubscribe(channel) => {
+                            let r = sink.unsubscribe(&channel).await;
+                            channels.remove(&channel);
+                            r
+                        }
+                    };
+                    if result.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        connected.store(false, Ordering::Relaxed);
+        tracing::warn!("redis bus connection lost; reconnecting");
+        tokio::time::sleep(backoff).await;
+    }
+}
