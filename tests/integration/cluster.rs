@@ -171,3 +171,145 @@ async fn a_redis_restart_mid_stream_loses_no_comment_for_any_viewer() {
     // Every comment exactly once, in order, with no gap.
     assert_eq!(seqs(&mut ws, 10).await, (6..=15).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_and_counts_merge_across_nodes_and_follow_a_node_that_leaves() {
+    let db = PgCluster::shared().create_database().await;
+    let redis = RedisServer::start();
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let a = node(&db, &redis, &prefix, "all", "5").await;
+    let b = node(&db, &redis, &prefix, "all", "5").await;
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let mut on_a = WsClient::connect(
+        &a.address,
+        &format!("vsn=2.0.0&token={}", alice.access_token),
+    )
+    .await
+    .unwrap();
+    assert_eq!(on_a.join("comments:v1", json!({})).await[4]["status"], "ok");
+    let mut anon_a = watch(&a).await;
+    let mut on_b = WsClient::connect(&b.address, &format!("vsn=2.0.0&token={}", bob.access_token))
+        .await
+        .unwrap();
+    assert_eq!(on_b.join("comments:v1", json!({})).await[4]["status"], "ok");
+    // Alice (node A) sees bob (node B) join, and everyone counts 3 on both nodes.
+    loop {
+        let diff = on_a.until_event("comments:v1", "presence_diff").await;
+        if diff[4]["joins"].get(&bob.user_id).is_some() {
+            break;
+        }
+    }
+    loop {
+        if on_a.until_event("comments:v1", "viewer_count").await[4]["count"] == 3 {
+            break;
+        }
+    }
+    loop {
+        if on_b.until_event("comments:v1", "viewer_count").await[4]["count"] == 3 {
+            break;
+        }
+    }
+    // Node B goes away: its viewer leaves alice's list and the count.
+    b.stop().await;
+    loop {
+        let diff = on_a.until_event("comments:v1", "presence_diff").await;
+        if diff[4]["leaves"].get(&bob.user_id).is_some() {
+            break;
+        }
+    }
+    loop {
+        if on_a.until_event("comments:v1", "viewer_count").await[4]["count"] == 2 {
+            break;
+        }
+    }
+    anon_a
+        .send(None, "1", "phoenix", "heartbeat", json!({}))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_vanishes_from_counts_and_lists_after_the_timeout() {
+    let cluster = PgCluster::shared();
+    let db = cluster.create_database().await;
+    let redis = RedisServer::start();
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    // Node A (in process) drops silent nodes after 2 s instead of the default 15 s.
+    let env: HashMap<String, String> = [
+        ("BANTER_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+        ("BANTER_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("BANTER_DATABASE_URL", cluster.primary_url(&db)),
+        ("BANTER_REDIS_URL", redis.url()),
+        ("BANTER_REDIS_PREFIX", prefix.clone()),
+        ("BANTER_PRESENCE_NODE_TIMEOUT_SECS", "2".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let a = TestApp::spawn_env(env, None, Some(db.clone())).await;
+    let alice = a.register("alice").await;
+    let bob = a.register("bob").await;
+    // Node B is a real process, so it can be killed with SIGKILL.
+    let port = banter_tests::free_port();
+    let mut b = tokio::process::Command::new(banter_tests::banter_binary())
+        .env("BANTER_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("BANTER_JWT_SECRET", JWT_SECRET)
+        .env("BANTER_DATABASE_URL", cluster.primary_url(&db))
+        .env("BANTER_MIGRATE_ON_START", "false")
+        .env("BANTER_REDIS_URL", redis.url())
+        .env("BANTER_REDIS_PREFIX", &prefix)
+        .env("BANTER_LOG_LEVEL", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node B");
+    let b_address = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..200 {
+        if a.client
+            .get(format!("{b_address}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "node B became ready");
+    let mut on_b = WsClient::connect(&b_address, &format!("vsn=2.0.0&token={}", bob.access_token))
+        .await
+        .unwrap();
+    assert_eq!(on_b.join("comments:v1", json!({})).await[4]["status"], "ok");
+    let mut on_a = WsClient::connect(
+        &a.address,
+        &format!("vsn=2.0.0&token={}", alice.access_token),
+    )
+    .await
+    .unwrap();
+    assert_eq!(on_a.join("comments:v1", json!({})).await[4]["status"], "ok");
+    loop {
+        if on_a.until_event("comments:v1", "viewer_count").await[4]["count"] == 2 {
+            break;
+        }
+    }
+    std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(b.id().unwrap().to_string())
+        .status()
+        .unwrap();
+    let _ = b.wait().await;
+    // No goodbye from B: only the timeout can remove bob.
+    loop {
+        let diff = on_a.until_event("comments:v1", "presence_diff").await;
+        if diff[4]["leaves"].get(&bob.user_id).is_some() {
+            break;
+        }
+    }
+    loop {
+        if on_a.until_event("comments:v1", "viewer_count").await[4]["count"] == 1 {
+            break;
+        }
+    }
+    drop(on_b);
+}

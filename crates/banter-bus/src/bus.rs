@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use banter_core::Comment;
+use banter_core::{Comment, VideoId};
+use banter_protocol::payloads::Meta;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -20,6 +21,21 @@ pub struct BusEvent {
 
 /// Receives every event for the topics this node is subscribed to.
 pub type BusHandler = Arc<dyn Fn(BusEvent) + Send + Sync>;
+
+/// One node's presence in one video: how many viewers it has and its signed-in members.
+/// Nodes publish these as heartbeats; a node absent for the timeout is dropped by receivers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PresenceSnapshot {
+    /// The publishing node (set by the bus on receipt; ignored on publish).
+    pub node: String,
+    pub video: VideoId,
+    pub viewers: usize,
+    /// `(user id, metas)` of signed-in viewers on that node.
+    pub members: Vec<(String, Vec<Meta>)>,
+}
+
+/// Receives other nodes' presence snapshots for subscribed topics.
+pub type PresenceHandler = Arc<dyn Fn(PresenceSnapshot) + Send + Sync>;
 
 /// Guarantees an implementation must give:
 ///
@@ -40,4 +56,11 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Stops receiving events of `video` (called after its last viewer leaves).
     fn unsubscribe(&self, video: &str);
+
+    /// Shares this node's presence in a video with the other nodes (never delivered back to
+    /// this node). Best effort, like `publish`.
+    fn publish_presence(&self, snapshot: PresenceSnapshot);
+
+    /// Registers the node's handler for other nodes' presence snapshots.
+    fn set_presence_handler(&self, handler: PresenceHandler);
 }

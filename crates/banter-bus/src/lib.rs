@@ -12,6 +12,6 @@ mod memory;
 mod redis;
 mod wire;
 
-pub use bus::{Bus, BusEvent, BusHandler, ChangeKind};
+pub use bus::{Bus, BusEvent, BusHandler, ChangeKind, PresenceHandler, PresenceSnapshot};
 pub use memory::MemoryBus;
 pub use redis::RedisBus;

@@ -34,6 +34,11 @@ impl Bus for MemoryBus {
     fn subscribe(&self, _video: &str) {}
 
     fn unsubscribe(&self, _video: &str) {}
+
+    // A single node has no other nodes to share presence with.
+    fn publish_presence(&self, _snapshot: crate::PresenceSnapshot) {}
+
+    fn set_presence_handler(&self, _handler: crate::PresenceHandler) {}
 }
 
 #[cfg(test)]

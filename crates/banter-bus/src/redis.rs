@@ -25,7 +25,9 @@ use redis::aio::ConnectionManager;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use crate::{Bus, BusEvent, BusHandler, wire};
+use crate::{Bus, BusEvent, BusHandler, PresenceHandler, PresenceSnapshot, wire};
+
+type Handlers = Arc<RwLock<(Option<BusHandler>, Option<PresenceHandler>)>>;
 
 enum Interest {
     Subscribe(String),
@@ -36,7 +38,7 @@ pub struct RedisBus {
     node: String,
     prefix: String,
     publisher: ConnectionManager,
-    handler: Arc<RwLock<Option<BusHandler>>>,
+    handlers: Handlers,
     interest: mpsc::Sender<Interest>,
     connected: Arc<AtomicBool>,
     runtime: Handle,
@@ -47,7 +49,7 @@ impl RedisBus {
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let publisher = ConnectionManager::new(client.clone()).await?;
-        let handler: Arc<RwLock<Option<BusHandler>>> = Arc::new(RwLock::new(None));
+        let handlers: Handlers = Arc::new(RwLock::new((None, None)));
         let (interest, rx) = mpsc::channel(1024);
         let connected = Arc::new(AtomicBool::new(false));
         let node = uuid::Uuid::new_v4().simple().to_string();
@@ -55,7 +57,7 @@ impl RedisBus {
             client,
             prefix.to_owned(),
             node.clone(),
-            handler.clone(),
+            handlers.clone(),
             rx,
             connected.clone(),
         ));
@@ -63,7 +65,7 @@ impl RedisBus {
             node,
             prefix: prefix.to_owned(),
             publisher,
-            handler,
+            handlers,
             interest,
             connected,
             runtime: Handle::current(),
@@ -79,11 +81,24 @@ impl RedisBus {
         format!("{}:comments:{video}", self.prefix)
     }
 
+    fn presence_channel(&self, video: &str) -> String {
+        format!("{}:presence:{video}", self.prefix)
+    }
+
     fn deliver_locally(&self, event: BusEvent) {
-        let handler = self.handler.read().expect("bus handler lock").clone();
+        let handler = self.handlers.read().expect("bus handler lock").0.clone();
         if let Some(handler) = handler {
             handler(event);
         }
+    }
+
+    fn send(&self, channel: String, payload: String) {
+        let mut publisher = self.publisher.clone();
+        self.runtime.spawn(async move {
+            if let Err(e) = publisher.publish::<_, _, ()>(&channel, payload).await {
+                tracing::warn!(error = %e, "redis publish failed; receivers will repair");
+            }
+        });
     }
 }
 
@@ -92,32 +107,38 @@ impl Bus for RedisBus {
         let channel = self.channel_name(event.comment.video_id.as_ref());
         let payload = wire::encode(&self.node, &event);
         self.deliver_locally(event);
-        let mut publisher = self.publisher.clone();
-        self.runtime.spawn(async move {
-            if let Err(e) = publisher.publish::<_, _, ()>(&channel, payload).await {
-                tracing::warn!(error = %e, "redis publish failed; receivers will repair by seq");
-            }
-        });
+        self.send(channel, payload);
     }
 
     fn set_handler(&self, handler: BusHandler) {
-        *self.handler.write().expect("bus handler lock") = Some(handler);
+        self.handlers.write().expect("bus handler lock").0 = Some(handler);
     }
 
     fn subscribe(&self, video: &str) {
-        if self
-            .interest
-            .try_send(Interest::Subscribe(self.channel_name(video)))
-            .is_err()
-        {
-            tracing::warn!("bus interest queue full; subscription dropped");
+        for channel in [self.channel_name(video), self.presence_channel(video)] {
+            if self
+                .interest
+                .try_send(Interest::Subscribe(channel))
+                .is_err()
+            {
+                tracing::warn!("bus interest queue full; subscription dropped");
+            }
         }
     }
 
     fn unsubscribe(&self, video: &str) {
-        let _ = self
-            .interest
-            .try_send(Interest::Unsubscribe(self.channel_name(video)));
+        for channel in [self.channel_name(video), self.presence_channel(video)] {
+            let _ = self.interest.try_send(Interest::Unsubscribe(channel));
+        }
+    }
+
+    fn publish_presence(&self, snapshot: PresenceSnapshot) {
+        let channel = self.presence_channel(snapshot.video.as_ref());
+        self.send(channel, wire::encode_presence(&self.node, &snapshot));
+    }
+
+    fn set_presence_handler(&self, handler: PresenceHandler) {
+        self.handlers.write().expect("bus handler lock").1 = Some(handler);
     }
 }
 
@@ -125,7 +146,7 @@ async fn subscriber(
     client: redis::Client,
     prefix: String,
     node: String,
-    handler: Arc<RwLock<Option<BusHandler>>>,
+    handlers: Handlers,
     mut interest: mpsc::Receiver<Interest>,
     connected: Arc<AtomicBool>,
 ) {
@@ -157,10 +178,23 @@ async fn subscriber(
                 message = stream.next() => {
                     let Some(message) = message else { break };
                     let Ok(text) = message.get_payload::<String>() else { continue };
+                    if message.get_channel_name().starts_with(&format!("{prefix}:presence:")) {
+                        match wire::decode_presence(&text) {
+                            Some(snapshot) if snapshot.node == node => {}
+                            Some(snapshot) => {
+                                let handler = handlers.read().expect("bus handler lock").1.clone();
+                                if let Some(handler) = handler {
+                                    handler(snapshot);
+                                }
+                            }
+                            None => tracing::warn!("undecodable presence message ignored"),
+                        }
+                        continue;
+                    }
                     match wire::decode(&text) {
                         Some((from, _)) if from == node => {}
                         Some((_, event)) => {
-                            let handler = handler.read().expect("bus handler lock").clone();
+                            let handler = handlers.read().expect("bus handler lock").0.clone();
                             if let Some(handler) = handler {
                                 handler(event);
                             }

@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::{BusEvent, ChangeKind};
+use banter_protocol::payloads::Meta;
+
+use crate::{BusEvent, ChangeKind, PresenceSnapshot};
 
 pub fn encode(node: &str, event: &BusEvent) -> String {
     let c = &event.comment;
@@ -62,9 +64,76 @@ pub fn decode(text: &str) -> Option<(String, BusEvent)> {
     Some((v["node"].as_str()?.to_owned(), BusEvent { kind, comment }))
 }
 
+pub fn encode_presence(node: &str, s: &PresenceSnapshot) -> String {
+    let members: serde_json::Map<String, Value> = s
+        .members
+        .iter()
+        .map(|(user, metas)| {
+            let metas: Vec<Value> = metas
+                .iter()
+                .map(|m| json!({"phx_ref": m.phx_ref, "username": m.username, "online_at": m.online_at}))
+                .collect();
+            (user.clone(), Value::Array(metas))
+        })
+        .collect();
+    json!({"node": node, "video": s.video.as_ref(), "viewers": s.viewers, "members": members})
+        .to_string()
+}
+
+pub fn decode_presence(text: &str) -> Option<PresenceSnapshot> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let mut members = Vec::new();
+    for (user, metas) in v["members"].as_object()? {
+        let metas = metas
+            .as_array()?
+            .iter()
+            .map(|m| {
+                Some(Meta {
+                    phx_ref: m["phx_ref"].as_str()?.to_owned(),
+                    username: m["username"].as_str()?.to_owned(),
+                    online_at: m["online_at"].as_i64()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        members.push((user.clone(), metas));
+    }
+    Some(PresenceSnapshot {
+        node: v["node"].as_str()?.to_owned(),
+        video: VideoId::parse(v["video"].as_str()?).ok()?,
+        viewers: usize::try_from(v["viewers"].as_u64()?).ok()?,
+        members,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_presence_snapshot_round_trips() {
+        let s = PresenceSnapshot {
+            node: String::new(),
+            video: VideoId::parse("v").unwrap(),
+            viewers: 3,
+            members: vec![(
+                "u1".into(),
+                vec![Meta {
+                    phx_ref: "r".into(),
+                    username: "alice".into(),
+                    online_at: 5,
+                }],
+            )],
+        };
+        let back = decode_presence(&encode_presence("n2", &s)).unwrap();
+        assert_eq!(
+            back,
+            PresenceSnapshot {
+                node: "n2".into(),
+                ..s
+            }
+        );
+        assert!(decode_presence(r#"{"node":"n","video":"v","viewers":-1,"members":{}}"#).is_none());
+    }
 
     #[test]
     fn an_event_round_trips_and_garbage_is_refused() {

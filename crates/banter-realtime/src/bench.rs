@@ -37,7 +37,12 @@ pub async fn fanout(
         ..Default::default()
     };
     let (tx, rx) = mpsc::channel(subscribers + count + 16);
-    let channel = Channel::new(video.clone(), store.clone(), Arc::new(config));
+    let channel = Channel::new(
+        video.clone(),
+        store.clone(),
+        Arc::new(config),
+        Arc::new(banter_bus::MemoryBus::new()),
+    );
     tokio::spawn(channel.run(rx, || {}));
     let mut receivers = Vec::with_capacity(subscribers);
     for sid in 0..subscribers as u64 {

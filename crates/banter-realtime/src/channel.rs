@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use banter_bus::{BusEvent, ChangeKind};
+use banter_bus::{Bus, BusEvent, ChangeKind, PresenceSnapshot};
 use banter_core::{Comment, VideoId};
 use banter_protocol::events;
 use banter_protocol::payloads::{self, Meta};
@@ -63,6 +63,15 @@ pub(crate) enum Command {
         sid: u64,
     },
     Event(BusEvent),
+    /// Another node's presence in this topic.
+    Presence(PresenceSnapshot),
+}
+
+/// What another node last said about this topic.
+struct Remote {
+    seen: Instant,
+    viewers: usize,
+    members: Vec<(String, Vec<Meta>)>,
 }
 
 pub(crate) struct Channel {
@@ -79,10 +88,20 @@ pub(crate) struct Channel {
     pending: BTreeMap<i64, Comment>,
     last_count_sent: usize,
     last_join_catch_up: Option<Instant>,
+    bus: Arc<dyn Bus>,
+    remote: HashMap<String, Remote>,
+    /// Local presence changed since it was last published.
+    presence_dirty: bool,
+    last_presence_publish: Option<Instant>,
 }
 
 impl Channel {
-    pub fn new(video: VideoId, store: Store, config: Arc<RealtimeConfig>) -> Self {
+    pub fn new(
+        video: VideoId,
+        store: Store,
+        config: Arc<RealtimeConfig>,
+        bus: Arc<dyn Bus>,
+    ) -> Self {
         Self {
             topic: format!("comments:{video}"),
             video,
@@ -96,6 +115,10 @@ impl Channel {
             pending: BTreeMap::new(),
             last_count_sent: 0,
             last_join_catch_up: None,
+            bus,
+            remote: HashMap::new(),
+            presence_dirty: true,
+            last_presence_publish: None,
         }
     }
 
@@ -118,6 +141,8 @@ impl Channel {
                     }
                 }
                 _ = tick.tick() => {
+                    self.expire_remote_nodes();
+                    self.publish_presence_if_due();
                     self.broadcast_count_if_changed();
                     if !self.pending.is_empty() {
                         self.catch_up().await;
@@ -126,6 +151,10 @@ impl Channel {
                 _ = repair.tick() => self.catch_up().await,
             }
         }
+        // Tell the other nodes this one has no viewers here any more.
+        self.subscribers.clear();
+        self.presence = Presence::default();
+        self.publish_presence();
         on_idle();
         rx.close();
         while let Some(command) = rx.recv().await {
@@ -167,6 +196,7 @@ impl Channel {
             }
             Command::Leave { sid } => self.leave(sid),
             Command::Event(event) => self.on_event(event).await,
+            Command::Presence(snapshot) => self.on_remote_presence(snapshot),
         }
     }
 
@@ -198,6 +228,7 @@ impl Channel {
         let member = subscriber.member.clone();
         let phx_ref = subscriber.phx_ref.clone();
         self.subscribers.insert(sid, subscriber);
+        self.presence_dirty = true;
         if let Some((user_id, username)) = member {
             let meta = Meta {
                 phx_ref,
@@ -212,13 +243,13 @@ impl Channel {
         let mut response = json!({
             "comments": comments.iter().map(payloads::comment).collect::<Vec<_>>(),
             "last_seq": self.last_seq,
-            "viewers": self.subscribers.len(),
+            "viewers": self.total_viewers(),
         });
         if let Some(recovered) = recovered {
             response["recovered"] = json!(recovered);
         }
         let presence_state = if self.presence_lists_enabled() {
-            self.presence.state()
+            self.merged_state()
         } else {
             json!({})
         };
@@ -396,11 +427,145 @@ impl Channel {
     }
 
     fn presence_lists_enabled(&self) -> bool {
-        self.presence.len() <= self.config.presence_member_limit
+        let remote: usize = self.remote.values().map(|r| r.members.len()).sum();
+        self.presence.len() + remote <= self.config.presence_member_limit
+    }
+
+    fn total_viewers(&self) -> usize {
+        self.subscribers.len() + self.remote.values().map(|r| r.viewers).sum::<usize>()
+    }
+
+    /// This node's members and every other node's, as one `presence_state`.
+    fn merged_state(&self) -> Value {
+        let mut merged: BTreeMap<&str, Vec<Meta>> = BTreeMap::new();
+        for (key, metas) in self.presence.members() {
+            merged.entry(key).or_default().extend_from_slice(metas);
+        }
+        for remote in self.remote.values() {
+            for (key, metas) in &remote.members {
+                merged
+                    .entry(key.as_str())
+                    .or_default()
+                    .extend_from_slice(metas);
+            }
+        }
+        payloads::presence_entries(merged.iter().map(|(k, v)| (*k, v.as_slice())))
+    }
+
+    fn snapshot(&self) -> PresenceSnapshot {
+        PresenceSnapshot {
+            node: String::new(),
+            video: self.video.clone(),
+            viewers: self.subscribers.len(),
+            members: self
+                .presence
+                .members()
+                .map(|(k, v)| (k.to_owned(), v.to_vec()))
+                .collect(),
+        }
+    }
+
+    fn publish_presence(&mut self) {
+        self.bus.publish_presence(self.snapshot());
+        self.presence_dirty = false;
+        self.last_presence_publish = Some(Instant::now());
+    }
+
+    fn publish_presence_if_due(&mut self) {
+        let heartbeat_due = self
+            .last_presence_publish
+            .is_none_or(|t| t.elapsed() >= self.config.presence_heartbeat);
+        if self.presence_dirty || heartbeat_due {
+            self.publish_presence();
+        }
+    }
+
+    /// Merges another node's snapshot and tells local viewers which of its members came and went.
+    fn on_remote_presence(&mut self, snapshot: PresenceSnapshot) {
+        let gone = snapshot.viewers == 0 && snapshot.members.is_empty();
+        let old = if gone {
+            self.remote.remove(&snapshot.node)
+        } else {
+            self.remote.insert(
+                snapshot.node.clone(),
+                Remote {
+                    seen: Instant::now(),
+                    viewers: snapshot.viewers,
+                    members: snapshot.members.clone(),
+                },
+            )
+        };
+        // A node we had not heard from (new, or restarted) learns our state at the next tick
+        // rather than at our next heartbeat.
+        if old.is_none() && !gone {
+            self.presence_dirty = true;
+        }
+        let old_members = old.map(|r| r.members).unwrap_or_default();
+        let new_members = if gone { Vec::new() } else { snapshot.members };
+        self.broadcast_member_changes(&old_members, &new_members);
+    }
+
+    /// Drops nodes that stopped heart-beating (crashed or cut off): their viewers leave.
+    fn expire_remote_nodes(&mut self) {
+        let timeout = self.config.node_timeout;
+        let dead: Vec<String> = self
+            .remote
+            .iter()
+            .filter(|(_, r)| r.seen.elapsed() >= timeout)
+            .map(|(node, _)| node.clone())
+            .collect();
+        for node in dead {
+            if let Some(remote) = self.remote.remove(&node) {
+                tracing::info!(video = %self.video, node, "node stopped heart-beating; dropping its viewers");
+                self.broadcast_member_changes(&remote.members, &[]);
+            }
+        }
+    }
+
+    fn broadcast_member_changes(
+        &mut self,
+        old: &[(String, Vec<Meta>)],
+        new: &[(String, Vec<Meta>)],
+    ) {
+        let refs = |members: &[(String, Vec<Meta>)]| -> std::collections::HashSet<String> {
+            members
+                .iter()
+                .flat_map(|(_, metas)| metas.iter().map(|m| m.phx_ref.clone()))
+                .collect()
+        };
+        let (old_refs, new_refs) = (refs(old), refs(new));
+        let pick = |members: &[(String, Vec<Meta>)],
+                    exclude: &std::collections::HashSet<String>|
+         -> Vec<(String, Vec<Meta>)> {
+            members
+                .iter()
+                .map(|(k, metas)| {
+                    (
+                        k.clone(),
+                        metas
+                            .iter()
+                            .filter(|m| !exclude.contains(&m.phx_ref))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .filter(|(_, metas)| !metas.is_empty())
+                .collect()
+        };
+        let joins = pick(new, &old_refs);
+        let leaves = pick(old, &new_refs);
+        if (joins.is_empty() && leaves.is_empty()) || !self.presence_lists_enabled() {
+            return;
+        }
+        let entries = |list: &[(String, Vec<Meta>)]| {
+            payloads::presence_entries(list.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+        };
+        let diff = payloads::presence_diff(entries(&joins), entries(&leaves));
+        self.broadcast(events::PRESENCE_DIFF, &diff);
     }
 
     fn broadcast_count_if_changed(&mut self) {
-        let count = self.subscribers.len();
+        let count = self.total_viewers();
         if count != self.last_count_sent {
             self.last_count_sent = count;
             self.broadcast(events::VIEWER_COUNT, &json!({ "count": count }));
@@ -467,6 +632,7 @@ mod tests {
             video.clone(),
             store.clone(),
             Arc::new(RealtimeConfig::default()),
+            Arc::new(banter_bus::MemoryBus::new()),
         );
         let task = tokio::spawn(channel.run(rx, || {}));
         let (outbox, mut frames, _control) = Outbox::new(64);
@@ -542,6 +708,7 @@ mod tests {
             video.clone(),
             store.clone(),
             Arc::new(RealtimeConfig::default()),
+            Arc::new(banter_bus::MemoryBus::new()),
         );
         tokio::spawn(channel.run(rx, || {}));
         // A comment committed whose bus event has not arrived yet when the viewer joins.
@@ -588,5 +755,82 @@ mod tests {
         while let Ok(frame) = frames.try_recv() {
             assert_eq!(seq_of(frame), None);
         }
+    }
+
+    #[tokio::test]
+    async fn other_nodes_count_and_list_until_they_stop_heart_beating() {
+        let (store, _author, _dir) = store().await;
+        let config = RealtimeConfig {
+            viewer_count_interval: Duration::from_millis(50),
+            node_timeout: Duration::from_millis(400),
+            ..Default::default()
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let channel = Channel::new(
+            VideoId::parse("v").unwrap(),
+            store,
+            Arc::new(config),
+            Arc::new(banter_bus::MemoryBus::new()),
+        );
+        tokio::spawn(channel.run(rx, || {}));
+        let (outbox, mut frames, _control) = Outbox::new(64);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let subscriber = Subscriber {
+            outbox,
+            member: None,
+            phx_ref: "local".into(),
+        };
+        tx.send(Command::Join {
+            sid: 1,
+            subscriber,
+            since_seq: None,
+            reply: reply_tx,
+        })
+        .await
+        .unwrap();
+        assert!(reply_rx.await.unwrap().is_ok());
+        let ghost = PresenceSnapshot {
+            node: "ghost".into(),
+            video: VideoId::parse("v").unwrap(),
+            viewers: 3,
+            members: vec![(
+                "u9".into(),
+                vec![Meta {
+                    phx_ref: "g1".into(),
+                    username: "gina".into(),
+                    online_at: 0,
+                }],
+            )],
+        };
+        tx.send(Command::Presence(ghost)).await.unwrap();
+        let mut saw_join = false;
+        let mut saw_leave = false;
+        let mut counts = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !(saw_leave && counts.last() == Some(&1)) {
+            assert!(
+                Instant::now() < deadline,
+                "joins {saw_join} leaves {saw_leave} counts {counts:?}"
+            );
+            let Ok(Some(Outbound::Shared(frame))) =
+                tokio::time::timeout(Duration::from_secs(1), frames.recv()).await
+            else {
+                continue;
+            };
+            let value: Value = serde_json::from_str(&frame.text(banter_protocol::Vsn::V2)).unwrap();
+            match value[3].as_str().unwrap() {
+                events::PRESENCE_DIFF => {
+                    saw_join |= value[4]["joins"].get("u9").is_some();
+                    saw_leave |= value[4]["leaves"].get("u9").is_some();
+                }
+                events::VIEWER_COUNT => counts.push(value[4]["count"].as_i64().unwrap()),
+                _ => {}
+            }
+        }
+        assert!(saw_join, "the other node's member joined");
+        assert!(
+            counts.contains(&4),
+            "1 local + 3 on the other node: {counts:?}"
+        );
     }
 }

@@ -40,6 +40,10 @@ pub struct RealtimeConfig {
     /// messages were lost (a Redis outage, a subscription not yet active) even when no later
     /// comment reveals the gap.
     pub repair_interval: Duration,
+    /// A node re-announces its presence in each topic at least this often, even unchanged.
+    pub presence_heartbeat: Duration,
+    /// Another node silent for this long is dropped from every count and member list.
+    pub node_timeout: Duration,
 }
 
 impl Default for RealtimeConfig {
@@ -60,6 +64,8 @@ impl Default for RealtimeConfig {
             max_recovery: 1000,
             viewer_count_interval: Duration::from_secs(1),
             repair_interval: Duration::from_secs(5),
+            presence_heartbeat: Duration::from_secs(3),
+            node_timeout: Duration::from_secs(15),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use banter_bus::{Bus, BusEvent};
+use banter_bus::{Bus, BusEvent, PresenceSnapshot};
 use banter_core::VideoId;
 use banter_store::Store;
 use tokio::runtime::Handle;
@@ -65,6 +65,12 @@ impl Hub {
                 inner.route(event);
             }
         }));
+        let weak: Weak<HubInner> = Arc::downgrade(&inner);
+        bus.set_presence_handler(Arc::new(move |snapshot: PresenceSnapshot| {
+            if let Some(inner) = weak.upgrade() {
+                inner.route_presence(snapshot);
+            }
+        }));
         Hub { inner }
     }
 
@@ -110,6 +116,19 @@ impl HubInner {
         }
     }
 
+    fn route_presence(&self, snapshot: PresenceSnapshot) {
+        let handle = self
+            .channels
+            .lock()
+            .expect("hub lock")
+            .get(&snapshot.video)
+            .cloned();
+        if let Some(handle) = handle {
+            // Full mailbox: dropped; the next heartbeat carries the same state.
+            let _ = handle.tx.try_send(Command::Presence(snapshot));
+        }
+    }
+
     /// The topic's channel, started if there is none.
     pub fn channel(self: &Arc<Self>, video: &VideoId) -> ChannelHandle {
         let mut channels = self.channels.lock().expect("hub lock");
@@ -123,7 +142,12 @@ impl HubInner {
         let handle = ChannelHandle { tx, id };
         channels.insert(video.clone(), handle.clone());
         self.bus.subscribe(video.as_ref());
-        let channel = Channel::new(video.clone(), self.store.clone(), self.config.clone());
+        let channel = Channel::new(
+            video.clone(),
+            self.store.clone(),
+            self.config.clone(),
+            self.bus.clone(),
+        );
         let weak = Arc::downgrade(self);
         let video = video.clone();
         self.runtime.spawn(channel.run(rx, move || {

@@ -41,7 +41,13 @@ impl Presence {
         ))
     }
 
-    /// The full state, for `presence_state`.
+    /// `(user id, metas)` of every member on this node.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &[Meta])> {
+        self.members.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// The full state (tests; the channel merges in other nodes' members).
+    #[cfg(test)]
     pub fn state(&self) -> Value {
         presence_entries(self.members.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
     }

@@ -90,6 +90,8 @@ pub struct Settings {
     pub presence_member_limit: usize,
     /// Seconds between a channel's re-reads of its tail (repairs lost bus messages).
     pub ws_repair_interval_secs: u64,
+    /// Another node silent this long is dropped from counts and member lists.
+    pub presence_node_timeout_secs: u64,
 }
 
 const DEFAULTS: &str = r#"
@@ -120,6 +122,7 @@ ws_idle_timeout_secs = 60
 ws_outbox_capacity = 1024
 presence_member_limit = 1000
 ws_repair_interval_secs = 5
+presence_node_timeout_secs = 15
 "#;
 
 impl Settings {
@@ -205,6 +208,11 @@ impl Settings {
             outbox_capacity: self.ws_outbox_capacity,
             presence_member_limit: self.presence_member_limit,
             repair_interval: Duration::from_secs(self.ws_repair_interval_secs.max(1)),
+            node_timeout: Duration::from_secs(self.presence_node_timeout_secs.max(1)),
+            // Heartbeats at a fifth of the timeout, at most every 3 s.
+            presence_heartbeat: Duration::from_secs(self.presence_node_timeout_secs.max(1))
+                .div_f64(5.0)
+                .min(Duration::from_secs(3)),
             ..Default::default()
         }
     }
