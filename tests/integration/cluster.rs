@@ -50,6 +50,18 @@ async fn seqs(ws: &mut WsClient, n: usize) -> Vec<i64> {
     seen
 }
 
+async fn wait_for_count(ws: &mut WsClient, count: i64) {
+    while ws.until_event("comments:v1", "viewer_count").await[4]["count"] != count {}
+}
+
+/// Waits for a presence_diff listing `user` under `side` (`joins` or `leaves`).
+async fn wait_for_diff(ws: &mut WsClient, side: &str, user: &str) {
+    while ws.until_event("comments:v1", "presence_diff").await[4][side]
+        .get(user)
+        .is_none()
+    {}
+}
+
 async fn wait_ready(app: &TestApp) {
     for _ in 0..100 {
         if app.get("/readyz", None).await.status() == StatusCode::OK {
@@ -194,35 +206,13 @@ async fn presence_and_counts_merge_across_nodes_and_follow_a_node_that_leaves() 
         .unwrap();
     assert_eq!(on_b.join("comments:v1", json!({})).await[4]["status"], "ok");
     // Alice (node A) sees bob (node B) join, and everyone counts 3 on both nodes.
-    loop {
-        let diff = on_a.until_event("comments:v1", "presence_diff").await;
-        if diff[4]["joins"].get(&bob.user_id).is_some() {
-            break;
-        }
-    }
-    loop {
-        if on_a.until_event("comments:v1", "viewer_count").await[4]["count"] == 3 {
-            break;
-        }
-    }
-    loop {
-        if on_b.until_event("comments:v1", "viewer_count").await[4]["count"] == 3 {
-            break;
-        }
-    }
+    wait_for_diff(&mut on_a, "joins", &bob.user_id).await;
+    wait_for_count(&mut on_a, 3).await;
+    wait_for_count(&mut on_b, 3).await;
     // Node B goes away: its viewer leaves alice's list and the count.
     b.stop().await;
-    loop {
-        let diff = on_a.until_event("comments:v1", "presence_diff").await;
-        if diff[4]["leaves"].get(&bob.user_id).is_some() {
-            break;
-        }
-    }
-    loop {
-        if on_a.until_event("comments:v1", "viewer_count").await[4]["count"] == 2 {
-            break;
-        }
-    }
+    wait_for_diff(&mut on_a, "leaves", &bob.user_id).await;
+    wait_for_count(&mut on_a, 2).await;
     anon_a
         .send(None, "1", "phoenix", "heartbeat", json!({}))
         .await;
@@ -288,11 +278,7 @@ async fn a_killed_node_vanishes_from_counts_and_lists_after_the_timeout() {
     .await
     .unwrap();
     assert_eq!(on_a.join("comments:v1", json!({})).await[4]["status"], "ok");
-    loop {
-        if on_a.until_event("comments:v1", "viewer_count").await[4]["count"] == 2 {
-            break;
-        }
-    }
+    wait_for_count(&mut on_a, 2).await;
     std::process::Command::new("kill")
         .arg("-KILL")
         .arg(b.id().unwrap().to_string())
@@ -300,16 +286,7 @@ async fn a_killed_node_vanishes_from_counts_and_lists_after_the_timeout() {
         .unwrap();
     let _ = b.wait().await;
     // No goodbye from B: only the timeout can remove bob.
-    loop {
-        let diff = on_a.until_event("comments:v1", "presence_diff").await;
-        if diff[4]["leaves"].get(&bob.user_id).is_some() {
-            break;
-        }
-    }
-    loop {
-        if on_a.until_event("comments:v1", "viewer_count").await[4]["count"] == 1 {
-            break;
-        }
-    }
+    wait_for_diff(&mut on_a, "leaves", &bob.user_id).await;
+    wait_for_count(&mut on_a, 1).await;
     drop(on_b);
 }

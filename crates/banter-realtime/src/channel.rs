@@ -617,6 +617,27 @@ mod tests {
         (store, user.id, dir)
     }
 
+    /// Joins one anonymous subscriber (sid 1) and returns its outbox.
+    async fn join_anonymous(tx: &mpsc::Sender<Command>) -> mpsc::Receiver<Outbound> {
+        let (outbox, frames, _control) = Outbox::new(64);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let subscriber = Subscriber {
+            outbox,
+            member: None,
+            phx_ref: "r".into(),
+        };
+        tx.send(Command::Join {
+            sid: 1,
+            subscriber,
+            since_seq: None,
+            reply: reply_tx,
+        })
+        .await
+        .unwrap();
+        assert!(reply_rx.await.unwrap().is_ok());
+        frames
+    }
+
     fn seq_of(outbound: Outbound) -> Option<i64> {
         let Outbound::Shared(frame) = outbound;
         let value: Value = serde_json::from_str(&frame.text(banter_protocol::Vsn::V2)).unwrap();
@@ -635,22 +656,7 @@ mod tests {
             Arc::new(banter_bus::MemoryBus::new()),
         );
         let task = tokio::spawn(channel.run(rx, || {}));
-        let (outbox, mut frames, _control) = Outbox::new(64);
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let subscriber = Subscriber {
-            outbox,
-            member: None,
-            phx_ref: "r".into(),
-        };
-        tx.send(Command::Join {
-            sid: 1,
-            subscriber,
-            since_seq: None,
-            reply: reply_tx,
-        })
-        .await
-        .unwrap();
-        assert!(reply_rx.await.unwrap().is_ok());
+        let mut frames = join_anonymous(&tx).await;
 
         let mut committed = Vec::new();
         for i in 0..6 {
@@ -773,22 +779,7 @@ mod tests {
             Arc::new(banter_bus::MemoryBus::new()),
         );
         tokio::spawn(channel.run(rx, || {}));
-        let (outbox, mut frames, _control) = Outbox::new(64);
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let subscriber = Subscriber {
-            outbox,
-            member: None,
-            phx_ref: "local".into(),
-        };
-        tx.send(Command::Join {
-            sid: 1,
-            subscriber,
-            since_seq: None,
-            reply: reply_tx,
-        })
-        .await
-        .unwrap();
-        assert!(reply_rx.await.unwrap().is_ok());
+        let mut frames = join_anonymous(&tx).await;
         let ghost = PresenceSnapshot {
             node: "ghost".into(),
             video: VideoId::parse("v").unwrap(),
