@@ -634,3 +634,38 @@ async fn a_binary_push_is_decoded_and_answered() {
     let reply = ws.reply_to("77").await;
     assert_eq!(reply[4]["response"]["reason"], "unauthorized");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_poster_keeps_reading_and_is_not_taken_for_a_slow_consumer() {
+    let app = TestApp::spawn_with(TestBackend::Sqlite, &[("BANTER_WS_OUTBOX_CAPACITY", "8")]).await;
+    let alice = app.register("alice").await;
+    let mut ws = socket(&app, Some(&alice.access_token)).await;
+    let join = ws.join("comments:v1", json!({})).await;
+    let jr = join[0].as_str().unwrap().to_owned();
+    // 40 posts without waiting: their 40 broadcasts come back to this same socket while it is
+    // still sending, through an outbox of 8.
+    for i in 0..40 {
+        ws.send(
+            Some(&jr),
+            &format!("p{i}"),
+            "comments:v1",
+            "new_comment",
+            json!({"body": format!("c{i}")}),
+        )
+        .await;
+    }
+    let (mut replies, mut broadcasts) = (0, 0);
+    while replies < 40 || broadcasts < 40 {
+        match ws.recv().await {
+            Received::Frame(f) if f[3] == "phx_reply" => {
+                assert_eq!(f[4]["status"], "ok", "{f}");
+                replies += 1;
+            }
+            Received::Frame(f) if f[3] == "comment_created" => broadcasts += 1,
+            Received::Frame(_) => {}
+            Received::Closed(c) => {
+                panic!("closed after {replies} replies and {broadcasts} broadcasts: {c:?}")
+            }
+        }
+    }
+}

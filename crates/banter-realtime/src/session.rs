@@ -11,20 +11,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
-use banter_core::VideoId;
+use banter_core::{Comment, VideoId};
 use banter_protocol::reasons::{self, close};
 use banter_protocol::{
     Frame, Message, PHOENIX_TOPIC, Payload, Vsn, decode_binary, decode_text, encode_push,
     encode_reply, events,
 };
 use bytestring::ByteString;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::channel::{Command, JoinError, Subscriber};
+use crate::gateway::BoxFuture;
 use crate::hub::{ChannelHandle, ConnectionGuard, HubInner};
 use crate::outbox::{Control, Outbound, Outbox};
 use crate::{Refusal, Viewer};
+
+/// Posts committing concurrently with the rest of the session's work.
+type PendingPosts = FuturesUnordered<BoxFuture<'static, (Message, Result<Comment, Refusal>)>>;
+
+/// A session with this many posts in flight stops reading until one completes (back-pressure
+/// to the client through TCP).
+const MAX_POSTS_IN_FLIGHT: usize = 32;
 
 struct Joined {
     join_ref: Option<String>,
@@ -47,6 +57,7 @@ pub(crate) struct Session {
     joined: HashMap<String, Joined>,
     window_start: Instant,
     window_count: u32,
+    posts: PendingPosts,
 }
 
 pub(crate) async fn run(
@@ -68,6 +79,7 @@ pub(crate) async fn run(
         joined: HashMap::new(),
         window_start: Instant::now(),
         window_count: 0,
+        posts: FuturesUnordered::new(),
     };
     let mut shutdown = session.hub.shutdown.subscribe();
     let mut last_inbound = Instant::now();
@@ -80,7 +92,18 @@ pub(crate) async fn run(
             biased;
             (code, reason) = closed(&control) => break End::Close(code, reason),
             _ = shutdown.wait_for(|down| *down) => break End::Close(close::RESTART, "server restarting".into()),
-            message = stream.recv() => {
+            // Output first: what is queued for the client is written before more is read.
+            Some(outbound) = rx.recv() => {
+                if session.write(outbound).await.is_err() {
+                    break End::Gone;
+                }
+            }
+            Some((message, result)) = session.posts.next(), if !session.posts.is_empty() => {
+                if let Some(end) = session.post_reply(&message, result).await {
+                    break end;
+                }
+            }
+            message = stream.recv(), if session.posts.len() < MAX_POSTS_IN_FLIGHT => {
                 last_inbound = Instant::now();
                 match message {
                     None => break End::Gone,
@@ -93,11 +116,6 @@ pub(crate) async fn run(
                         break End::Close(close::TOO_BIG, "frame too large".into());
                     }
                     Some(Err(e)) => break End::Close(close::PROTOCOL, format!("websocket protocol error: {e}")),
-                }
-            }
-            Some(outbound) = rx.recv() => {
-                if session.write(outbound).await.is_err() {
-                    break End::Gone;
                 }
             }
             _ = idle_check.tick() => {
@@ -424,14 +442,21 @@ impl Session {
         };
         let video = VideoId::parse(m.topic.trim_start_matches("comments:"))
             .expect("joined topics are valid");
-        match self.hub.gateway.post_comment(viewer, video, body).await {
+        // Committing takes a database round trip; meanwhile the session keeps writing what
+        // the topic broadcasts, so a fast poster is never mistaken for a slow consumer.
+        let post = self.hub.gateway.post_comment(viewer, video, body);
+        self.posts.push(Box::pin(async move { (m, post.await) }));
+        None
+    }
+
+    async fn post_reply(&mut self, m: &Message, result: Result<Comment, Refusal>) -> Option<End> {
+        match result {
             Ok(comment) => {
                 let payload = json!({ "comment": banter_protocol::payloads::comment(&comment) });
-                let join_ref = m.join_ref.clone();
-                self.reply(&m, join_ref.as_deref(), "ok", payload).await
+                self.reply(m, m.join_ref.as_deref(), "ok", payload).await
             }
             Err(refusal) => {
-                self.refuse(&m, &refusal.reason, Some(&refusal.message))
+                self.refuse(m, &refusal.reason, Some(&refusal.message))
                     .await
             }
         }
