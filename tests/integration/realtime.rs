@@ -669,3 +669,39 @@ async fn a_fast_poster_keeps_reading_and_is_not_taken_for_a_slow_consumer() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_closed_and_the_rest_of_the_topic_is_unaffected() {
+    let app = TestApp::spawn_with(TestBackend::Sqlite, &[("BANTER_WS_OUTBOX_CAPACITY", "4")]).await;
+    let alice = app.register("alice").await;
+    let mut slow = socket(&app, None).await;
+    slow.join("comments:v1", json!({})).await;
+    let mut healthy = socket(&app, None).await;
+    healthy.join("comments:v1", json!({})).await;
+    // ~8 KB frames: the slow socket (which reads nothing from now on) fills the kernel's
+    // buffers, then its outbox, and is closed; the healthy one keeps receiving in order.
+    let body = "😀".repeat(2000);
+    let posts = 1500;
+    let poster = async {
+        for _ in 0..posts {
+            let res = app.post_comment(&alice.access_token, "v1", &body).await;
+            assert_eq!(res.status(), StatusCode::CREATED);
+        }
+    };
+    let reader = async {
+        let mut expected = 1;
+        while expected <= posts {
+            let frame = healthy.until_event("comments:v1", "comment_created").await;
+            assert_eq!(frame[4]["seq"], expected, "in order, no gap");
+            expected += 1;
+        }
+    };
+    tokio::join!(poster, reader);
+    // Now read the slow socket: its stream ends with 1008 "slow consumer".
+    let closed = loop {
+        if let Received::Closed(c) = slow.recv().await {
+            break c;
+        }
+    };
+    assert_eq!(closed, Some((1008, "slow consumer".to_owned())));
+}
