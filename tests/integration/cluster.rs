@@ -290,3 +290,59 @@ async fn a_killed_node_vanishes_from_counts_and_lists_after_the_timeout() {
     wait_for_count(&mut on_a, 1).await;
     drop(on_b);
 }
+
+/// Subscribers of a Redis channel, asked with redis-cli.
+fn numsub(redis: &RedisServer, channel: &str) -> i64 {
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "--raw",
+            "PUBSUB",
+            "NUMSUB",
+            channel,
+        ])
+        .output()
+        .expect("redis-cli (installed with redis-server)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .nth(1)
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_subscribes_to_a_video_only_while_it_has_viewers_of_it() {
+    let db = PgCluster::shared().create_database().await;
+    let redis = RedisServer::start();
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let rt = node(&db, &redis, &prefix, "realtime", "5").await;
+    wait_ready(&rt).await;
+    let channel = format!("{prefix}:comments:v1");
+    let eventually = |want: i64| {
+        let (redis, channel) = (&redis, channel.clone());
+        async move {
+            for _ in 0..100 {
+                if numsub(redis, &channel) == want {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!(
+                "{channel} never had {want} subscribers (now {})",
+                numsub(redis, &channel)
+            );
+        }
+    };
+    eventually(0).await;
+    let mut ws = watch(&rt).await;
+    eventually(1).await;
+    assert_eq!(
+        numsub(&redis, &format!("{prefix}:comments:other")),
+        0,
+        "no interest in other videos"
+    );
+    ws.send(None, "9", "comments:v1", "phx_leave", json!({}))
+        .await;
+    eventually(0).await;
+}
