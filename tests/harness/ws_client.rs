@@ -21,6 +21,26 @@ pub enum Received {
     Closed(Option<(u16, String)>),
 }
 
+/// The upgrade request for `/socket/websocket?<query>` with extra headers.
+fn handshake(
+    http_address: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let url = format!(
+        "{}/socket/websocket?{query}",
+        http_address.replacen("http", "ws", 1)
+    );
+    let mut request = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    request
+}
+
 impl WsClient {
     /// Connects to `/socket/websocket?<query>`; `Err` carries the HTTP status of a refusal.
     pub async fn connect(http_address: &str, query: &str) -> Result<WsClient, u16> {
@@ -32,17 +52,7 @@ impl WsClient {
         query: &str,
         headers: &[(&str, &str)],
     ) -> Result<WsClient, u16> {
-        let url = format!(
-            "{}/socket/websocket?{query}",
-            http_address.replacen("http", "ws", 1)
-        );
-        let mut request = url.into_client_request().unwrap();
-        for (k, v) in headers {
-            request.headers_mut().insert(
-                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
+        let request = handshake(http_address, query, headers);
         match tokio_tungstenite::connect_async(request).await {
             Ok((ws, _)) => Ok(WsClient { ws, next_ref: 1 }),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -58,17 +68,7 @@ impl WsClient {
         query: &str,
         headers: &[(&str, &str)],
     ) -> tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>> {
-        let url = format!(
-            "{}/socket/websocket?{query}",
-            http_address.replacen("http", "ws", 1)
-        );
-        let mut request = url.into_client_request().unwrap();
-        for (k, v) in headers {
-            request.headers_mut().insert(
-                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
+        let request = handshake(http_address, query, headers);
         tokio_tungstenite::connect_async(request)
             .await
             .expect("connect")

@@ -7,22 +7,19 @@ use banter_tests::{JWT_SECRET, PgCluster, RedisServer, TestApp, WsClient};
 use reqwest::StatusCode;
 use serde_json::json;
 
-async fn node(
+/// The settings of a node on the shared database and `redis`, with `extra` on top.
+fn node_env(
     db: &str,
     redis: &RedisServer,
     prefix: &str,
-    role: &str,
-    repair_secs: &str,
-) -> TestApp {
-    let cluster = PgCluster::shared();
-    let env: HashMap<String, String> = [
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
         ("BANTER_HTTP_ADDR", "127.0.0.1:0".to_owned()),
         ("BANTER_JWT_SECRET", JWT_SECRET.to_owned()),
-        ("BANTER_DATABASE_URL", cluster.primary_url(db)),
+        ("BANTER_DATABASE_URL", PgCluster::shared().primary_url(db)),
         ("BANTER_REDIS_URL", redis.url()),
         ("BANTER_REDIS_PREFIX", prefix.to_owned()),
-        ("BANTER_ROLE", role.to_owned()),
-        ("BANTER_WS_REPAIR_INTERVAL_SECS", repair_secs.to_owned()),
         ("BANTER_RATE_COMMENT_PER_MINUTE", "100000".to_owned()),
         ("BANTER_RATE_COMMENT_BURST", "100000".to_owned()),
         ("BANTER_SHUTDOWN_TIMEOUT_SECS", "1".to_owned()),
@@ -30,6 +27,30 @@ async fn node(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    env
+}
+
+async fn node(
+    db: &str,
+    redis: &RedisServer,
+    prefix: &str,
+    role: &str,
+    repair_secs: &str,
+) -> TestApp {
+    let env = node_env(
+        db,
+        redis,
+        prefix,
+        &[
+            ("BANTER_ROLE", role),
+            ("BANTER_WS_REPAIR_INTERVAL_SECS", repair_secs),
+        ],
+    );
     TestApp::spawn_env(env, None, Some(db.to_owned())).await
 }
 
@@ -225,30 +246,30 @@ async fn a_killed_node_vanishes_from_counts_and_lists_after_the_timeout() {
     let redis = RedisServer::start();
     let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
     // Node A (in process) drops silent nodes after 2 s instead of the default 15 s.
-    let env: HashMap<String, String> = [
-        ("BANTER_HTTP_ADDR", "127.0.0.1:0".to_owned()),
-        ("BANTER_JWT_SECRET", JWT_SECRET.to_owned()),
-        ("BANTER_DATABASE_URL", cluster.primary_url(&db)),
-        ("BANTER_REDIS_URL", redis.url()),
-        ("BANTER_REDIS_PREFIX", prefix.clone()),
-        ("BANTER_PRESENCE_NODE_TIMEOUT_SECS", "2".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let env = node_env(
+        &db,
+        &redis,
+        &prefix,
+        &[("BANTER_PRESENCE_NODE_TIMEOUT_SECS", "2")],
+    );
     let a = TestApp::spawn_env(env, None, Some(db.clone())).await;
     let alice = a.register("alice").await;
     let bob = a.register("bob").await;
     // Node B is a real process, so it can be killed with SIGKILL.
     let port = banter_tests::free_port();
+    let address = format!("127.0.0.1:{port}");
+    let b_env = node_env(
+        &db,
+        &redis,
+        &prefix,
+        &[
+            ("BANTER_HTTP_ADDR", &address),
+            ("BANTER_MIGRATE_ON_START", "false"),
+            ("BANTER_LOG_LEVEL", "warn"),
+        ],
+    );
     let mut b = tokio::process::Command::new(banter_tests::banter_binary())
-        .env("BANTER_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("BANTER_JWT_SECRET", JWT_SECRET)
-        .env("BANTER_DATABASE_URL", cluster.primary_url(&db))
-        .env("BANTER_MIGRATE_ON_START", "false")
-        .env("BANTER_REDIS_URL", redis.url())
-        .env("BANTER_REDIS_PREFIX", &prefix)
-        .env("BANTER_LOG_LEVEL", "warn")
+        .envs(b_env)
         .kill_on_drop(true)
         .spawn()
         .expect("start node B");

@@ -619,6 +619,14 @@ mod tests {
 
     /// Joins one anonymous subscriber (sid 1) and returns its outbox.
     async fn join_anonymous(tx: &mpsc::Sender<Command>) -> mpsc::Receiver<Outbound> {
+        join_since(tx, None).await.0
+    }
+
+    /// Joins one anonymous subscriber (sid 1); returns its outbox and the join's result.
+    async fn join_since(
+        tx: &mpsc::Sender<Command>,
+        since_seq: Option<i64>,
+    ) -> (mpsc::Receiver<Outbound>, JoinOk) {
         let (outbox, frames, _control) = Outbox::new(64);
         let (reply_tx, reply_rx) = oneshot::channel();
         let subscriber = Subscriber {
@@ -626,16 +634,17 @@ mod tests {
             member: None,
             phx_ref: "r".into(),
         };
-        tx.send(Command::Join {
+        let join = Command::Join {
             sid: 1,
             subscriber,
-            since_seq: None,
+            since_seq,
             reply: reply_tx,
-        })
-        .await
-        .unwrap();
-        assert!(reply_rx.await.unwrap().is_ok());
-        frames
+        };
+        tx.send(join).await.unwrap();
+        let Ok(ok) = reply_rx.await.unwrap() else {
+            panic!("join refused")
+        };
+        (frames, ok)
     }
 
     fn seq_of(outbound: Outbound) -> Option<i64> {
@@ -724,24 +733,7 @@ mod tests {
             .create_comment(&video, author, &body)
             .await
             .unwrap();
-        let (outbox, mut frames, _control) = Outbox::new(64);
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let subscriber = Subscriber {
-            outbox,
-            member: None,
-            phx_ref: "r".into(),
-        };
-        tx.send(Command::Join {
-            sid: 1,
-            subscriber,
-            since_seq: Some(1),
-            reply: reply_tx,
-        })
-        .await
-        .unwrap();
-        let Ok(ok) = reply_rx.await.unwrap() else {
-            panic!("join refused")
-        };
+        let (mut frames, ok) = join_since(&tx, Some(1)).await;
         let history: Vec<i64> = ok.response["comments"]
             .as_array()
             .unwrap()

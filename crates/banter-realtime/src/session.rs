@@ -183,6 +183,17 @@ impl Session {
             .await
     }
 
+    /// `unmatched topic`, with a null join_ref as Phoenix sends it.
+    async fn unmatched(&mut self, m: &Message) -> Option<End> {
+        self.reply(
+            m,
+            None,
+            "error",
+            json!({"reason": reasons::UNMATCHED_TOPIC}),
+        )
+        .await
+    }
+
     async fn on_message(&mut self, message: AggregatedMessage) -> Option<End> {
         let decoded = match message {
             AggregatedMessage::Text(text) => decode_text(self.vsn, &text),
@@ -224,13 +235,7 @@ impl Session {
             return if m.event == events::HEARTBEAT {
                 self.reply(&m, None, "ok", json!({})).await
             } else {
-                self.reply(
-                    &m,
-                    None,
-                    "error",
-                    json!({"reason": reasons::UNMATCHED_TOPIC}),
-                )
-                .await
+                self.unmatched(&m).await
             };
         }
         match m.event.as_str() {
@@ -238,14 +243,7 @@ impl Session {
             events::LEAVE => self.leave(m).await,
             _ => {
                 let Some(joined) = self.joined.get(&m.topic) else {
-                    return self
-                        .reply(
-                            &m,
-                            None,
-                            "error",
-                            json!({"reason": reasons::UNMATCHED_TOPIC}),
-                        )
-                        .await;
+                    return self.unmatched(&m).await;
                 };
                 if m.join_ref.is_some() && m.join_ref != joined.join_ref {
                     return None; // stale: dropped silently
@@ -267,14 +265,7 @@ impl Session {
 
     async fn join(&mut self, m: Message) -> Option<End> {
         let Some(raw_video) = m.topic.strip_prefix("comments:") else {
-            return self
-                .reply(
-                    &m,
-                    None,
-                    "error",
-                    json!({"reason": reasons::UNMATCHED_TOPIC}),
-                )
-                .await;
+            return self.unmatched(&m).await;
         };
         let Ok(video) = VideoId::parse(raw_video) else {
             return self.refuse(&m, reasons::INVALID_VIDEO_ID, None).await;
