@@ -6,6 +6,7 @@ mod api_comments;
 mod api_users;
 mod cluster;
 mod js_client;
+mod load_tool;
 mod loopback_cluster;
 mod realtime;
 mod replicas;

@@ -672,13 +672,14 @@ async fn a_fast_poster_keeps_reading_and_is_not_taken_for_a_slow_consumer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_closed_and_the_rest_of_the_topic_is_unaffected() {
-    let app = TestApp::spawn_with(TestBackend::Sqlite, &[("BANTER_WS_OUTBOX_CAPACITY", "4")]).await;
+    let app =
+        TestApp::spawn_with(TestBackend::Sqlite, &[("BANTER_WS_OUTBOX_CAPACITY", "64")]).await;
     let alice = app.register("alice").await;
     let mut slow = socket(&app, None).await;
     slow.join("comments:v1", json!({})).await;
     let mut healthy = socket(&app, None).await;
     healthy.join("comments:v1", json!({})).await;
-    // ~8 KB frames: the slow socket (which reads nothing from now on) fills the kernel's
+    // ~8 KB frames (12 MB in all): the slow socket (which reads nothing from now on) fills the kernel's
     // buffers, then its outbox, and is closed; the healthy one keeps receiving in order.
     let body = "😀".repeat(2000);
     let posts = 1500;

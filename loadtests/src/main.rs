@@ -1,0 +1,159 @@
+//! The `banter-load` command line: `run` a scenario, `merge` reports, `show` a report.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use banter_load::{Report, RunOptions, Scenario, chart, report};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "banter-load",
+    version,
+    about = "WebSocket load generator for Banter"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario file against a server.
+    Run {
+        scenario: PathBuf,
+        /// Override any scenario field: `--set publish.rate_per_sec=200` (repeatable).
+        #[arg(long = "set", value_name = "FIELD=VALUE")]
+        overrides: Vec<String>,
+        /// Shorthand for `--set url=…`.
+        #[arg(long)]
+        url: Option<String>,
+        /// Shorthand for `--set api_url=…`.
+        #[arg(long)]
+        api_url: Option<String>,
+        /// Shorthand for `--set connections=…`.
+        #[arg(long)]
+        connections: Option<usize>,
+        /// Shorthand for `--set duration_secs=…`.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Where to write the JSON report.
+        #[arg(long, default_value = "banter-load-report.json")]
+        out: PathBuf,
+        /// Where to write the SVG chart (default: the report's path with `.svg`).
+        #[arg(long)]
+        chart: Option<PathBuf>,
+        /// Sample a local process's CPU and memory into the report: `PID` or `PID:label`.
+        #[arg(long = "watch-pid", value_name = "PID[:LABEL]")]
+        watch: Vec<String>,
+        /// No progress line every second.
+        #[arg(long)]
+        quiet: bool,
+        /// Exit with status 3 if any comment was lost, duplicated or reordered.
+        #[arg(long)]
+        fail_on_loss: bool,
+    },
+    /// Merge the reports of generators that ran one scenario together.
+    Merge {
+        reports: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        chart: Option<PathBuf>,
+    },
+    /// Print a report's summary (and optionally redraw its chart).
+    Show {
+        report: PathBuf,
+        #[arg(long)]
+        chart: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            scenario,
+            mut overrides,
+            url,
+            api_url,
+            connections,
+            duration,
+            out,
+            chart,
+            watch,
+            quiet,
+            fail_on_loss,
+        } => {
+            let shorthands = [
+                url.map(|v| format!("url={v:?}")),
+                api_url.map(|v| format!("api_url={v:?}")),
+                connections.map(|v| format!("connections={v}")),
+                duration.map(|v| format!("duration_secs={v}")),
+            ];
+            overrides.extend(shorthands.into_iter().flatten());
+            let scenario = Scenario::load(&scenario, &overrides)?;
+            let watch = watch
+                .iter()
+                .map(|w| {
+                    let (pid, label) = w.split_once(':').unwrap_or((w, "server"));
+                    let pid = pid
+                        .parse()
+                        .with_context(|| format!("--watch-pid {w}: not a pid"))?;
+                    Ok((pid, label.to_owned()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report =
+                runtime.block_on(banter_load::run(scenario, RunOptions { watch, quiet }))?;
+            write(&report, &out, chart.as_deref())?;
+            print!("{}", report.summary());
+            let l = report.loss;
+            if fail_on_loss && (l.lost > 0 || l.duplicates > 0 || l.out_of_order > 0) {
+                std::process::exit(3);
+            }
+        }
+        Command::Merge {
+            reports,
+            out,
+            chart,
+        } => {
+            let reports = reports
+                .iter()
+                .map(|p| read(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let merged = report::merge(reports)?;
+            write(&merged, &out, chart.as_deref())?;
+            print!("{}", merged.summary());
+        }
+        Command::Show { report, chart } => {
+            let r = read(&report)?;
+            if let Some(c) = chart {
+                std::fs::write(&c, chart::svg(&r))
+                    .with_context(|| format!("writing {}", c.display()))?;
+            }
+            print!("{}", r.summary());
+        }
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> anyhow::Result<Report> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Report::from_json(&text).with_context(|| format!("in {}", path.display()))
+}
+
+fn write(report: &Report, out: &Path, chart_path: Option<&Path>) -> anyhow::Result<()> {
+    std::fs::write(out, serde_json::to_vec_pretty(report)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    let chart_path = chart_path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| out.with_extension("svg"));
+    std::fs::write(&chart_path, chart::svg(report))
+        .with_context(|| format!("writing {}", chart_path.display()))?;
+    eprintln!("report: {}  chart: {}", out.display(), chart_path.display());
+    Ok(())
+}
