@@ -49,7 +49,8 @@ enum Command {
         /// No progress line every second.
         #[arg(long)]
         quiet: bool,
-        /// Exit with status 3 if any comment was lost, duplicated or reordered.
+        /// Exit with status 3 if any comment was lost, duplicated, reordered or still undelivered
+        /// at the end.
         #[arg(long)]
         fail_on_loss: bool,
     },
@@ -111,7 +112,8 @@ fn main() -> anyhow::Result<()> {
             write(&report, &out, chart.as_deref())?;
             print!("{}", report.summary());
             let l = report.loss;
-            if fail_on_loss && (l.lost > 0 || l.duplicates > 0 || l.out_of_order > 0) {
+            if fail_on_loss && (l.lost > 0 || l.late > 0 || l.duplicates > 0 || l.out_of_order > 0)
+            {
                 std::process::exit(3);
             }
         }

@@ -5,8 +5,10 @@
 //! see every later `seq` exactly once and in order. A jump opens a gap (kept as ranges, so a long
 //! outage costs one entry); a late arrival that fills a gap is out of order; anything already
 //! seen is a duplicate. Comments replayed by a recovery join fill gaps without counting as out
-//! of order. At the end, what is still missing plus everything after the highest seen `seq` up to
-//! the topic's final `seq` is lost.
+//! of order. At the end, what is still missing (a hole below a `seq` that did arrive, or what the
+//! server said it could not replay) is lost; everything after the highest `seq` seen up to the
+//! topic's final `seq` is late: not delivered when the run stopped, which under overload is a
+//! backlog rather than a loss, and is reported apart.
 //!
 //! Kept out: sockets and clocks. This is pure bookkeeping so it can be tested exactly.
 
@@ -21,8 +23,10 @@ pub struct SeqCounts {
     pub out_of_order: u64,
     /// Comments received again.
     pub duplicates: u64,
-    /// Comments in the viewer's window never received.
+    /// Comments never received although a later one was, or that could not be replayed.
     pub lost: u64,
+    /// Comments after the last one received, still undelivered when the run stopped.
+    pub late: u64,
     /// The window's size: every `seq` the viewer should have had.
     pub expected: u64,
 }
@@ -142,9 +146,9 @@ impl SeqTracker {
             .iter()
             .map(|&(start, end)| (end - start + 1) as u64)
             .sum();
-        let tail = (final_seq - self.highest) as u64;
         SeqCounts {
-            lost: gaps + tail + self.abandoned,
+            lost: gaps + self.abandoned,
+            late: (final_seq - self.highest) as u64,
             expected: (final_seq - self.baseline) as u64,
             ..self.counts
         }
@@ -158,6 +162,7 @@ impl std::ops::AddAssign for SeqCounts {
         self.out_of_order += o.out_of_order;
         self.duplicates += o.duplicates;
         self.lost += o.lost;
+        self.late += o.late;
         self.expected += o.expected;
     }
 }
@@ -187,7 +192,7 @@ mod tests {
         assert_eq!(c.lost, 1, "seq 3 never came");
         assert_eq!(c.duplicates, 1, "seq 5 came twice");
         assert_eq!(c.delivered, 5);
-        assert_eq!(c.delivered + c.lost, c.expected);
+        assert_eq!(c.delivered + c.lost + c.late, c.expected);
     }
 
     #[test]
@@ -212,15 +217,16 @@ mod tests {
         t.live(5);
         assert_eq!(t.missing, vec![(1, 4), (6, 9)]);
         assert_eq!(t.resume_from(), 0);
-        assert_eq!(t.finish(12).lost, 8 + 2);
+        let c = t.finish(12);
+        assert_eq!((c.lost, c.late), (8, 2));
     }
 
     #[test]
-    fn tail_after_the_last_seen_is_lost() {
+    fn tail_after_the_last_seen_is_late_not_lost() {
         let mut t = SeqTracker::new(3);
         t.live(4);
         let c = t.finish(9);
-        assert_eq!((c.delivered, c.lost, c.expected), (1, 5, 6));
+        assert_eq!((c.delivered, c.lost, c.late, c.expected), (1, 0, 5, 6));
     }
 
     #[test]
@@ -236,7 +242,7 @@ mod tests {
         let c = t.finish(8);
         assert_eq!((c.delivered, c.recovered, c.lost), (3, 5, 0));
         assert_eq!((c.out_of_order, c.duplicates), (0, 0));
-        assert_eq!(c.delivered + c.recovered + c.lost, c.expected);
+        assert_eq!(c.delivered + c.recovered + c.lost + c.late, c.expected);
     }
 
     #[test]
@@ -250,6 +256,6 @@ mod tests {
         }
         let c = t.finish(2000);
         assert_eq!(c.lost, 1948);
-        assert_eq!(c.delivered + c.recovered + c.lost, c.expected);
+        assert_eq!(c.delivered + c.recovered + c.lost + c.late, c.expected);
     }
 }

@@ -4,6 +4,7 @@
 mod api_auth;
 mod api_comments;
 mod api_users;
+mod browser;
 mod cluster;
 mod js_client;
 mod load_tool;

@@ -81,6 +81,38 @@ async fn a_realtime_node_does_not_serve_the_rest_api() {
     )
     .await;
     assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    // It serves the video page, with the configured demo videos.
+    let realtime = TestApp::spawn_with(
+        TestBackend::Sqlite,
+        &[
+            ("BANTER_ROLE", "realtime"),
+            ("BANTER_WEB_DEMO_VIDEOS", "alpha, beta"),
+        ],
+    )
+    .await;
+    let home = realtime.get("/", None).await;
+    assert_eq!(home.status(), StatusCode::OK);
+    assert!(home.headers().contains_key("content-security-policy"));
+    let home = home.text().await.unwrap();
+    assert!(
+        home.contains("/videos/alpha") && home.contains("/videos/beta"),
+        "{home}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_video_page_is_served_only_where_sockets_are_and_can_be_turned_off() {
+    let api = TestApp::spawn_with(TestBackend::Sqlite, &[("BANTER_ROLE", "api")]).await;
+    assert_eq!(
+        api.get("/videos/v1", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let off = TestApp::spawn_with(TestBackend::Sqlite, &[("BANTER_WEB_ENABLED", "false")]).await;
+    assert_eq!(off.get("/", None).await.status(), StatusCode::NOT_FOUND);
+    let all = TestApp::spawn(TestBackend::Sqlite).await;
+    let page = all.get("/videos/v1", None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("data-video=\"v1\""));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

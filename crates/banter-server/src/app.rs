@@ -128,6 +128,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let readiness = Arc::new(Readiness::new(redis));
         let role = settings.role;
+        let web_config =
+            (settings.web_enabled && role.serves_realtime()).then(|| settings.web_config());
         let store_data = web::Data::new(store.clone());
         let hub_handle = hub.as_ref().map(|h| h.get_ref().clone());
         let readiness_data = web::Data::new(readiness.clone());
@@ -148,6 +150,9 @@ impl Application {
                     if let Some(hub) = &hub {
                         cfg.app_data(hub.clone());
                         banter_realtime::configure(cfg);
+                    }
+                    if let Some(web) = &web_config {
+                        banter_web::configure(cfg, web);
                     }
                 })
                 .default_service(banter_api::not_found_service())

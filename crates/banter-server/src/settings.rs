@@ -77,6 +77,10 @@ pub struct Settings {
     pub rate_register_per_minute: u32,
     pub rate_comment_per_minute: u32,
     pub rate_comment_burst: u32,
+    /// Serve the video page (`/`, `/videos/{id}`, `/assets/…`) on nodes that serve sockets.
+    pub web_enabled: bool,
+    /// Comma-separated video ids listed on `/`.
+    pub web_demo_videos: String,
     /// Viewers without a token may open sockets and watch.
     pub ws_allow_anonymous: bool,
     /// Comma-separated origins allowed to open sockets, or `*`; empty means same origin only.
@@ -112,6 +116,8 @@ rate_login_per_minute = 30
 rate_register_per_minute = 10
 rate_comment_per_minute = 60
 rate_comment_burst = 10
+web_enabled = true
+web_demo_videos = "intro,launch-party,ask-me-anything"
 ws_allow_anonymous = true
 ws_allowed_origins = ""
 ws_max_connections_per_ip = 10000
@@ -124,6 +130,16 @@ presence_member_limit = 1000
 ws_repair_interval_secs = 5
 presence_node_timeout_secs = 15
 "#;
+
+/// The non-empty, trimmed items of a comma-separated setting.
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 
 impl Settings {
     /// Loads from the process environment and an optional file.
@@ -190,16 +206,16 @@ impl Settings {
         })
     }
 
+    pub fn web_config(&self) -> banter_web::WebConfig {
+        banter_web::WebConfig {
+            demo_videos: comma_list(&self.web_demo_videos),
+        }
+    }
+
     pub fn realtime_config(&self) -> banter_realtime::RealtimeConfig {
         banter_realtime::RealtimeConfig {
             allow_anonymous: self.ws_allow_anonymous,
-            allowed_origins: self
-                .ws_allowed_origins
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            allowed_origins: comma_list(&self.ws_allowed_origins),
             max_connections_per_ip: self.ws_max_connections_per_ip,
             max_channels_per_socket: self.ws_max_channels_per_socket,
             max_messages_per_second: self.ws_max_messages_per_second,

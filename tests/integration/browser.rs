@@ -1,0 +1,75 @@
+//! The video page in a real browser: `tests/js/browser.mjs` drives Debian's headless Chromium
+//! through playwright-core against a server with PostgreSQL, short-lived access tokens and a
+//! tight comment limit. Two viewers (one on a phone-sized screen behind a network it can cut,
+//! one on the stock `phoenix` client) see each other's comments and the viewer count; the cut
+//! viewer catches up without gap or duplicate; HTML shows as text; the token refreshes; a rate
+//! limit shows in words. Screenshots go to `$CARGO_TARGET_DIR/browser-artifacts` (or
+//! `target/browser-artifacts`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use banter_tests::{TestApp, TestBackend};
+
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("browser-artifacts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_share_a_live_comment_thread() {
+    let js_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    assert!(
+        js_dir.join("node_modules/playwright-core").exists(),
+        "tests/js/node_modules is missing: run `npm ci` in tests/js (./scripts/test does)"
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Chromium is missing: apt-get install chromium (./scripts/test does)"
+    );
+    let app = TestApp::spawn_with(
+        TestBackend::Postgres,
+        &[
+            ("BANTER_RATE_COMMENT_PER_MINUTE", "60"),
+            ("BANTER_RATE_COMMENT_BURST", "5"),
+            ("BANTER_ACCESS_TOKEN_TTL_SECS", "10"),
+        ],
+    )
+    .await;
+    let artifacts = artifacts_dir();
+    let node = tokio::process::Command::new("node")
+        .arg(js_dir.join("browser.mjs"))
+        .current_dir(&js_dir)
+        .env("BANTER_URL", &app.address)
+        .env("BROWSER_ARTIFACTS", &artifacts)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is required: apt-get install nodejs npm");
+    let output = tokio::time::timeout(Duration::from_secs(150), node.wait_with_output())
+        .await
+        .expect("the browser test finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!(
+        "browser test:\n{stdout}\n{stderr}\nscreenshots in {}",
+        artifacts.display()
+    );
+    assert!(
+        output.status.success() && stdout.lines().last() == Some("ok"),
+        "the browser test failed:\n{stdout}\n{stderr}"
+    );
+    for shot in [
+        "01-two-viewers-desktop",
+        "04-caught-up-phone",
+        "06-rate-limited-phone",
+    ] {
+        assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+    app.stop().await;
+}

@@ -1,0 +1,230 @@
+// The video page end to end in headless Chromium (Debian's `chromium`, driven by playwright-core),
+// run by tests/integration/browser.rs against a real server at BANTER_URL.
+//
+// Viewer A (a phone-sized window, our own Phoenix client) reaches the server through a TCP proxy
+// this script controls, so its network can really be cut and restored. Viewer B (desktop, with
+// the stock `phoenix` client dropped in for ours) talks to the server directly. Screenshots of
+// the key states go to BROWSER_ARTIFACTS. Any failed expectation, page error or CSP violation
+// exits non-zero with a message.
+
+import { readFileSync, mkdirSync } from "node:fs";
+import net from "node:net";
+import { chromium } from "playwright-core";
+
+const base = process.env.BANTER_URL;
+const artifacts = process.env.BROWSER_ARTIFACTS || "browser-artifacts";
+const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
+const video = `e2e-${Date.now()}`;
+mkdirSync(artifacts, { recursive: true });
+const stockPhoenix = readFileSync(new URL("./node_modules/phoenix/priv/static/phoenix.mjs", import.meta.url), "utf8");
+
+const step = (text) => console.log(`step: ${text}`);
+const fail = (text) => {
+  throw new Error(text);
+};
+
+// A TCP proxy whose connections can all be dropped at once, and new ones refused, like a
+// network outage on one viewer's side.
+function startProxy(target) {
+  const sockets = new Set();
+  let down = false;
+  const server = net.createServer((client) => {
+    if (down) return client.destroy();
+    const upstream = net.connect(target.port, target.hostname);
+    sockets.add(client).add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    client.pipe(upstream).pipe(client);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        url: `http://127.0.0.1:${server.address().port}`,
+        cut() {
+          down = true;
+          for (const s of sockets) s.destroy();
+          sockets.clear();
+        },
+        restore() {
+          down = false;
+        },
+        close() {
+          server.close();
+        },
+      }),
+    ),
+  );
+}
+
+async function watchProblems(page, name, problems) {
+  page.on("pageerror", (e) => problems.push(`${name}: page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(`${name}: ${m.text()}`);
+  });
+}
+
+async function seqs(page) {
+  return page.$$eval("#comments li[data-seq]", (lis) => lis.map((li) => Number(li.dataset.seq)));
+}
+
+async function bodies(page) {
+  return page.$$eval("#comments li[data-seq] .body", (ps) => ps.map((p) => p.textContent));
+}
+
+async function waitForBody(page, text, timeout = 15000) {
+  await page.waitForFunction(
+    (t) => [...document.querySelectorAll("#comments li[data-seq] .body")].some((p) => p.textContent === t),
+    text,
+    { timeout },
+  );
+}
+
+async function signUp(page, name) {
+  await page.click("#signed-out details:nth-of-type(2) summary");
+  await page.fill("#signup-form [name=email]", `${name}@example.com`);
+  await page.fill("#signup-form [name=username]", name);
+  await page.fill("#signup-form [name=password]", "correct horse battery");
+  await page.click("#signup-form button[type=submit]");
+  await page.waitForFunction((n) => document.querySelector("#who").textContent === n, name);
+}
+
+// Posts from the keyboard: focus the box, type, Ctrl+Enter.
+async function post(page, text) {
+  await page.focus("#post-body");
+  await page.keyboard.insertText(text);
+  await page.keyboard.press("Control+Enter");
+}
+
+const shot = (page, name) => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
+
+const problems = [];
+const proxy = await startProxy(new URL(base));
+const browser = await chromium.launch({
+  executablePath: chromiumPath,
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+});
+try {
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const desktop = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  // Viewer B runs the page with the stock phoenix client instead of ours.
+  await desktop.route(/\/assets\/phoenix\.js/, (route) =>
+    route.fulfill({ contentType: "text/javascript", body: stockPhoenix }),
+  );
+  const b = await desktop.newPage();
+  await watchProblems(b, "B", problems);
+  const a = await phone.newPage();
+  await watchProblems(a, "A", problems);
+  const refreshes = [];
+  a.on("request", (r) => r.url().endsWith("/api/auth/refresh") && refreshes.push(Date.now()));
+
+  step("the home page lists videos");
+  await b.goto(`${base}/`);
+  if ((await b.locator("ul.videos a").count()) < 1) fail("no demo videos on /");
+
+  step("two viewers open the same video and the count goes to 2");
+  await b.goto(`${base}/videos/${video}`);
+  await b.waitForSelector("#status.live");
+  await a.goto(`${proxy.url}/videos/${video}`);
+  await a.waitForSelector("#status.live");
+  await b.waitForFunction(() => document.querySelector("#watching").textContent === "2 watching", null, {
+    timeout: 10000,
+  });
+  await a.waitForFunction(() => document.querySelector("#watching").textContent === "2 watching");
+  await shot(b, "01-two-viewers-desktop");
+  await shot(a, "01-two-viewers-phone");
+
+  step("A signs up and posts; it shows at once as pending, then confirmed; B sees it");
+  await signUp(a, `alice${Date.now() % 100000}`);
+  await signUp(b, `bob${Date.now() % 100000}`);
+  await a.evaluate(() => {
+    window.sawPending = false;
+    new MutationObserver((records) => {
+      for (const r of records)
+        for (const n of r.addedNodes) if (n.classList?.contains("pending")) window.sawPending = true;
+    }).observe(document.querySelector("#comments"), { childList: true });
+  });
+  await post(a, "hello from A");
+  await waitForBody(a, "hello from A");
+  if (!(await a.evaluate(() => window.sawPending))) fail("A's own comment never showed as pending");
+  await a
+    .waitForFunction(() => !document.querySelector("#comments li.pending"), null, { timeout: 5000 })
+    .catch(() => fail("the pending comment was not confirmed by the server's reply"));
+  await waitForBody(b, "hello from A");
+  await shot(a, "02-first-comment-phone");
+
+  step("A's network drops; B posts twice; A comes back and catches up with no gap or duplicate");
+  proxy.cut();
+  await a.waitForFunction(() => !document.querySelector("#status").classList.contains("live"));
+  await post(b, "while you were away 1");
+  await waitForBody(b, "while you were away 1");
+  await post(b, "while you were away 2");
+  await waitForBody(b, "while you were away 2");
+  await shot(a, "03-offline-phone");
+  await new Promise((r) => setTimeout(r, 1500));
+  proxy.restore();
+  await waitForBody(a, "while you were away 2", 20000);
+  await a.waitForSelector("#status.live");
+  const seqA = await seqs(a);
+  const seqB = await seqs(b);
+  if (new Set(seqA).size !== seqA.length) fail(`A has duplicates: ${seqA}`);
+  for (let i = 1; i < seqA.length; i++) {
+    if (seqA[i] !== seqA[i - 1] + 1) fail(`A has a gap or disorder: ${seqA}`);
+  }
+  if (JSON.stringify(seqA) !== JSON.stringify(seqB)) fail(`A ${seqA} and B ${seqB} differ`);
+  await shot(a, "04-caught-up-phone");
+
+  step("HTML and script in a comment render as text");
+  const html = `<script>window.xss=1</script><b>bold</b> & <img src=x onerror="window.xss=2">`;
+  await post(a, html);
+  await waitForBody(b, html);
+  await waitForBody(a, html);
+  if ((await b.locator("#comments b, #comments img, #comments script").count()) > 0) fail("comment HTML was parsed");
+  if ((await b.evaluate(() => window.xss)) !== undefined) fail("comment script ran");
+  await shot(b, "05-html-as-text-desktop");
+
+  step("the access token is refreshed before it expires and the socket reconnects with it");
+  await a.waitForFunction(() => true);
+  const deadline = Date.now() + 20000;
+  while (refreshes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  if (refreshes.length === 0) fail("A never refreshed its access token");
+  await a.waitForSelector("#status.live");
+  await post(a, "still signed in after the refresh");
+  await waitForBody(b, "still signed in after the refresh");
+
+  step("posting too fast shows the rate-limit error in words");
+  // The limit is a burst of 5 refilled at 1 a second: 8 posts at once must hit it.
+  for (let i = 0; i < 8; i++) await post(a, `quick ${i}`);
+  const limited = await a
+    .waitForFunction(() => /too fast/.test(document.querySelector("#post-error").textContent), null, {
+      timeout: 5000,
+    })
+    .then(() => true)
+    .catch(() => false);
+  if (!limited) fail("no rate-limit message after 8 quick posts");
+  await shot(a, "06-rate-limited-phone");
+
+  step("the phone layout does not scroll sideways; signing out disables posting");
+  const overflow = await a.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 0) fail(`the phone page is ${overflow}px wider than the screen`);
+  await a.click("#signout");
+  await a.waitForSelector("#signed-out:not([hidden])");
+  if (!(await a.locator("#post-body").isDisabled())) fail("the comment box is enabled while signed out");
+  await shot(a, "07-signed-out-phone");
+
+  if (problems.length) fail(`problems in the pages:\n${problems.join("\n")}`);
+  console.log("ok");
+} catch (error) {
+  console.error(error.stack || String(error));
+  console.error(problems.join("\n"));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  proxy.close();
+}
