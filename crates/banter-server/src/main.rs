@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use banter_core::Role;
-use banter_server::{Application, Settings, store_config, telemetry};
+use banter_server::{Application, Settings, allocator, store_config, telemetry};
 use banter_store::Store;
 use clap::{Parser, Subcommand};
 
@@ -30,8 +30,12 @@ enum Command {
     SetRole { login: String, role: String },
 }
 
-#[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    allocator::tune();
+    actix_web::rt::System::new().block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(settings.log_format(), &settings.log_level, std::io::stdout)?;
