@@ -9,7 +9,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use futures_util::{StreamExt, stream};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use tokio::{
     sync::watch,
     task::JoinSet,
@@ -99,7 +99,7 @@ pub async fn run(scenario: Scenario, options: RunOptions) -> anyhow::Result<Repo
     let (control_tx, control_rx) = watch::channel(Control::default());
 
     let picker = TopicPicker::new(&scenario.topics, &scenario.video_prefix);
-    let mut rng = rand::rng();
+    let mut rng = rand::rngs::StdRng::from_os_rng();
     let stride = scenario
         .connections
         .checked_div(posters)

@@ -58,6 +58,7 @@ impl TestApp {
             ("BANTER_RATE_COMMENT_BURST", "100000"),
             ("BANTER_DATABASE_MAX_CONNECTIONS", "5"),
             ("BANTER_SHUTDOWN_TIMEOUT_SECS", "1"),
+            ("BANTER_DRAIN_WINDOW_SECS", "0"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -204,6 +205,11 @@ impl TestApp {
 
     pub async fn stop(&self) {
         self.stop.stop().await;
+    }
+
+    /// To stop from another task while this one keeps probing the app.
+    pub fn stop_handle(&self) -> banter_server::StopHandle {
+        self.stop.clone()
     }
 }
 

@@ -23,6 +23,7 @@ fn node_env(
         ("BANTER_RATE_COMMENT_PER_MINUTE", "100000".to_owned()),
         ("BANTER_RATE_COMMENT_BURST", "100000".to_owned()),
         ("BANTER_SHUTDOWN_TIMEOUT_SECS", "1".to_owned()),
+        ("BANTER_DRAIN_WINDOW_SECS", "0".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

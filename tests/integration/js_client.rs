@@ -17,6 +17,7 @@ fn env_for(port: u16, db: &Path) -> HashMap<String, String> {
         ("BANTER_JWT_SECRET", JWT_SECRET.to_owned()),
         ("BANTER_DATABASE_URL", format!("sqlite://{}", db.display())),
         ("BANTER_SHUTDOWN_TIMEOUT_SECS", "1".to_owned()),
+        ("BANTER_DRAIN_WINDOW_SECS", "0".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -9,6 +9,7 @@ mod cluster;
 mod js_client;
 mod load_tool;
 mod loopback_cluster;
+mod metrics;
 mod realtime;
 mod replicas;
 mod server;

@@ -238,3 +238,49 @@ async fn the_binary_gives_back_password_hashing_memory() {
     );
     child.kill().await.unwrap();
 }
+
+/// A drain refuses new sockets at once (503), closes the open ones with 1012 "server
+/// draining" at their turn within the window, and only then stops serving HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_refuses_new_sockets_and_closes_open_ones_within_the_window() {
+    let app = TestApp::spawn_with(TestBackend::Sqlite, &[("BANTER_DRAIN_WINDOW_SECS", "1")]).await;
+    let mut open = Vec::new();
+    for _ in 0..10 {
+        let mut ws = banter_tests::WsClient::connect(&app.address, "vsn=2.0.0")
+            .await
+            .unwrap();
+        ws.join("comments:drain", serde_json::json!({})).await;
+        open.push(ws);
+    }
+    let started = std::time::Instant::now();
+    let stop = app.stop_handle();
+    let stopping = tokio::spawn(async move { stop.stop().await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Readiness is false and new sockets are refused while the old ones are still open.
+    assert_eq!(
+        app.get("/readyz", None).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let refused = banter_tests::WsClient::connect(&app.address, "vsn=2.0.0").await;
+    assert_eq!(refused.err(), Some(503));
+    let mut close_times = Vec::new();
+    for ws in &mut open {
+        assert_eq!(
+            ws.closed().await,
+            Some((1012, "server draining".to_owned()))
+        );
+        close_times.push(started.elapsed());
+    }
+    stopping.await.unwrap();
+    let last = close_times.iter().max().unwrap();
+    assert!(
+        *last <= std::time::Duration::from_secs(3),
+        "{close_times:?}"
+    );
+    assert!(
+        close_times
+            .iter()
+            .any(|t| *t >= std::time::Duration::from_millis(300)),
+        "closes are spread over the window, not all at once: {close_times:?}"
+    );
+}

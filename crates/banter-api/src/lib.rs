@@ -28,7 +28,7 @@ pub use auth::{JwtKeys, MaybePrincipal, PasswordHasher, Principal, verify_access
 pub use dto::CommentDto;
 pub use error::ApiError;
 pub use publish::{CommentEvent, CommentPublisher, NoopPublisher};
-pub use rate_limit::{Limit, RateLimitConfig};
+pub use rate_limit::{Limit, RATE_LIMITED_METRIC, RateLimitConfig};
 pub use routes::comments::post_comment;
 pub use routes::openapi::ApiDoc;
 pub use state::{ApiConfig, ApiState};

@@ -59,13 +59,19 @@ impl Default for RateLimitConfig {
 pub struct Limiter {
     inner: DefaultKeyedRateLimiter<String>,
     checks: AtomicU64,
+    /// The `limit` label of `banter_rate_limited_total`.
+    name: &'static str,
 }
 
+/// Requests refused by a rate limit, by `limit` (counter).
+pub const RATE_LIMITED_METRIC: &str = "banter_rate_limited_total";
+
 impl Limiter {
-    fn new(limit: Limit) -> Self {
+    fn new(name: &'static str, limit: Limit) -> Self {
         Self {
             inner: DefaultKeyedRateLimiter::keyed(limit.quota()),
             checks: AtomicU64::new(0),
+            name,
         }
     }
 
@@ -74,6 +80,7 @@ impl Limiter {
             self.inner.retain_recent();
         }
         self.inner.check_key(&key.to_owned()).map_err(|not_until| {
+            metrics::counter!(RATE_LIMITED_METRIC, "limit" => self.name).increment(1);
             let retry_after: Duration = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::RateLimited { retry_after }
         })
@@ -91,11 +98,11 @@ pub struct RateLimits {
 impl RateLimits {
     pub fn new(config: &RateLimitConfig) -> Self {
         Self {
-            login_per_ip: Limiter::new(config.login_per_ip),
-            login_per_account: Limiter::new(config.login_per_account),
-            register_per_ip: Limiter::new(config.register_per_ip),
-            comment_per_user: Limiter::new(config.comment_per_user),
-            comment_per_device: Limiter::new(config.comment_per_device),
+            login_per_ip: Limiter::new("login_per_ip", config.login_per_ip),
+            login_per_account: Limiter::new("login_per_account", config.login_per_account),
+            register_per_ip: Limiter::new("register_per_ip", config.register_per_ip),
+            comment_per_user: Limiter::new("comment_per_user", config.comment_per_user),
+            comment_per_device: Limiter::new("comment_per_device", config.comment_per_device),
         }
     }
 }
@@ -106,7 +113,7 @@ mod tests {
 
     #[test]
     fn a_burst_is_allowed_then_refused_with_a_retry_time() {
-        let limiter = Limiter::new(Limit::new(60, 3));
+        let limiter = Limiter::new("test", Limit::new(60, 3));
         for _ in 0..3 {
             limiter.check("k").unwrap();
         }

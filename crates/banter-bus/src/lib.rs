@@ -2,13 +2,15 @@
 //! with viewers of that video.
 //!
 //! `bus.rs` holds the [`Bus`] trait and its event type; `memory.rs` the in-process bus for a
-//! single node; `redis.rs` the Redis pub/sub bus for clusters, with `wire.rs` its message form.
+//! single node; `redis.rs` the Redis pub/sub bus for clusters, with `wire.rs` its message form;
+//! `metrics.rs` the Prometheus metric names the bus records.
 //!
 //! Kept out: ordering repair and delivery to sockets (the realtime channel does that, using
 //! `seq`), and anything about who may see what.
 
 mod bus;
 mod memory;
+pub mod metrics;
 mod redis;
 mod wire;
 

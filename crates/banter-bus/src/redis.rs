@@ -14,6 +14,7 @@
 //! and logged, and the node keeps its previous interest (extra messages are ignored; missing
 //! ones are repaired).
 
+use crate::metrics as m;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -95,8 +96,12 @@ impl RedisBus {
     fn send(&self, channel: String, payload: String) {
         let mut publisher = self.publisher.clone();
         self.runtime.spawn(async move {
+            let started = std::time::Instant::now();
             if let Err(e) = publisher.publish::<_, _, ()>(&channel, payload).await {
+                metrics::counter!(m::PUBLISH_FAILURES).increment(1);
                 tracing::warn!(error = %e, "redis publish failed; receivers will repair");
+            } else {
+                metrics::histogram!(m::PUBLISH).record(started.elapsed());
             }
         });
     }
@@ -182,6 +187,7 @@ async fn subscriber(
                         match wire::decode_presence(&text) {
                             Some(snapshot) if snapshot.node == node => {}
                             Some(snapshot) => {
+                                metrics::counter!(m::RECEIVED, "kind" => "presence").increment(1);
                                 let handler = handlers.read().expect("bus handler lock").1.clone();
                                 if let Some(handler) = handler {
                                     handler(snapshot);
@@ -194,6 +200,7 @@ async fn subscriber(
                     match wire::decode(&text) {
                         Some((from, _)) if from == node => {}
                         Some((_, event)) => {
+                            metrics::counter!(m::RECEIVED, "kind" => "comment").increment(1);
                             let handler = handlers.read().expect("bus handler lock").0.clone();
                             if let Some(handler) = handler {
                                 handler(event);
@@ -223,6 +230,7 @@ async fn subscriber(
             }
         }
         connected.store(false, Ordering::Relaxed);
+        metrics::counter!(m::RECONNECTS).increment(1);
         tracing::warn!("redis bus connection lost; reconnecting");
         tokio::time::sleep(backoff).await;
     }

@@ -25,6 +25,7 @@ use banter_store::{CommentPage, Store};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics as m;
 use crate::outbox::{Outbound, Outbox, SharedFrame};
 use crate::presence::Presence;
 use crate::{RealtimeConfig, Refusal};
@@ -228,6 +229,7 @@ impl Channel {
         let member = subscriber.member.clone();
         let phx_ref = subscriber.phx_ref.clone();
         self.subscribers.insert(sid, subscriber);
+        metrics::gauge!(m::VIEWERS).increment(1.0);
         self.presence_dirty = true;
         if let Some((user_id, username)) = member {
             let meta = Meta {
@@ -333,6 +335,8 @@ impl Channel {
         let Some(subscriber) = self.subscribers.remove(&sid) else {
             return;
         };
+        metrics::gauge!(m::VIEWERS).decrement(1.0);
+        metrics::counter!(m::LEAVES).increment(1);
         if let Some((user_id, _)) = subscriber.member
             && let Some(diff) = self.presence.leave(&user_id, &subscriber.phx_ref)
             && self.presence_lists_enabled()
@@ -575,6 +579,7 @@ impl Channel {
     /// Encodes once and offers the shared frame to every subscriber; slow consumers are
     /// dropped from the topic (their connection is being closed).
     fn broadcast(&mut self, event: &'static str, payload: &Value) {
+        let started = std::time::Instant::now();
         let frame = SharedFrame::new(&self.topic, event, payload.to_string());
         let slow: Vec<u64> = self
             .subscribers
@@ -585,6 +590,8 @@ impl Channel {
         for sid in slow {
             self.leave(sid);
         }
+        metrics::counter!(m::FANOUT_DELIVERIES).increment(self.subscribers.len() as u64);
+        metrics::histogram!(m::FANOUT).record(started.elapsed());
     }
 }
 

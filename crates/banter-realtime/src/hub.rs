@@ -31,6 +31,25 @@ pub(crate) struct HubInner {
     connections: Mutex<HashMap<IpAddr, usize>>,
     /// Flips to `true` once when the node shuts down; every session closes with 1012.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Set once when the node starts draining: new sockets are refused and each open one closes
+    /// with 1012 at its turn within the window (see `session::drain_turn`).
+    pub draining: tokio::sync::watch::Sender<Option<Drain>>,
+}
+
+/// A drain in progress: sockets close in batches spread over `window` from `started`.
+#[derive(Clone, Copy, Debug)]
+pub struct Drain {
+    pub started: tokio::time::Instant,
+    pub window: std::time::Duration,
+}
+
+impl Drain {
+    /// Batches are 100 ms apart; a socket's batch follows from its id, so the batches are even.
+    pub fn turn_of(&self, session_id: u64) -> tokio::time::Instant {
+        let slots = (self.window.as_millis() / 100).max(1) as u64;
+        let slot = session_id % slots;
+        self.started + self.window.mul_f64(slot as f64 / slots as f64)
+    }
 }
 
 #[derive(Clone)]
@@ -58,6 +77,7 @@ impl Hub {
             runtime: Handle::current(),
             connections: Mutex::new(HashMap::new()),
             shutdown: tokio::sync::watch::Sender::new(false),
+            draining: tokio::sync::watch::Sender::new(None),
         });
         let weak: Weak<HubInner> = Arc::downgrade(&inner);
         bus.set_handler(Arc::new(move |event: BusEvent| {
@@ -78,6 +98,21 @@ impl Hub {
     /// node if this one is going away, and refuses new ones.
     pub fn shut_down(&self) {
         self.inner.shutdown.send_replace(true);
+    }
+
+    /// Drains the node: refuses new sockets at once, closes the open ones with 1012 in batches
+    /// spread evenly over `window` (each finishes its in-flight comment posts first), and
+    /// returns when all are closed, closing any stragglers two seconds after the window.
+    pub async fn drain(&self, window: std::time::Duration) {
+        let started = tokio::time::Instant::now();
+        self.inner
+            .draining
+            .send_replace(Some(Drain { started, window }));
+        let deadline = started + window + std::time::Duration::from_secs(2);
+        while self.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.shut_down();
     }
 
     /// Sockets currently open on this node.
@@ -141,6 +176,7 @@ impl HubInner {
         let id = self.next_id();
         let handle = ChannelHandle { tx, id };
         channels.insert(video.clone(), handle.clone());
+        metrics::gauge!(crate::metrics::CHANNELS).increment(1.0);
         self.bus.subscribe(video.as_ref());
         let channel = Channel::new(
             video.clone(),
@@ -155,6 +191,7 @@ impl HubInner {
                 let mut channels = hub.channels.lock().expect("hub lock");
                 if channels.get(&video).is_some_and(|h| h.id == id) {
                     channels.remove(&video);
+                    metrics::gauge!(crate::metrics::CHANNELS).decrement(1.0);
                     hub.bus.unsubscribe(video.as_ref());
                 }
             }

@@ -8,6 +8,7 @@
 //! - `hub.rs`: the node's registry of channels, and the bus handler that feeds them.
 //! - `outbox.rs`: the bounded per-connection queue and the shared, encode-once broadcast frame.
 //! - `presence.rs`: the per-topic member list and its diffs.
+//! - `metrics.rs`: the Prometheus metric names this crate records, and their descriptions.
 //! - `gateway.rs`: what this crate needs from the rest of Banter (auth, access, posting),
 //!   injected by `banter-server` so the REST rules are reused exactly.
 //!
@@ -20,6 +21,7 @@ mod channel;
 mod config;
 mod gateway;
 mod hub;
+pub mod metrics;
 mod outbox;
 mod presence;
 mod session;

@@ -10,6 +10,9 @@ use banter_protocol::{Frame, Vsn, encode_broadcast};
 use bytestring::ByteString;
 use tokio::sync::{Notify, mpsc};
 
+/// The close reason of a socket whose outbox overflowed.
+pub(crate) const SLOW_CONSUMER: &str = "slow consumer";
+
 /// A broadcast encoded once per serializer version and shared by every subscriber.
 pub struct SharedFrame {
     topic: String,
@@ -105,7 +108,7 @@ impl Outbox {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.control
-                    .close(banter_protocol::reasons::close::POLICY, "slow consumer");
+                    .close(banter_protocol::reasons::close::POLICY, SLOW_CONSUMER);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,

@@ -25,7 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::channel::{Command, JoinError, Subscriber};
 use crate::gateway::BoxFuture;
-use crate::hub::{ChannelHandle, ConnectionGuard, HubInner};
+use crate::hub::{ChannelHandle, ConnectionGuard, Drain, HubInner};
+use crate::metrics as names;
 use crate::outbox::{Control, Outbound, Outbox};
 use crate::{Refusal, Viewer};
 
@@ -58,6 +59,8 @@ pub(crate) struct Session {
     window_start: Instant,
     window_count: u32,
     posts: PendingPosts,
+    messages_in: metrics::Counter,
+    messages_out: metrics::Counter,
 }
 
 pub(crate) async fn run(
@@ -69,6 +72,7 @@ pub(crate) async fn run(
     _guard: ConnectionGuard,
 ) {
     let (outbox, mut rx, control) = Outbox::new(hub.config.outbox_capacity);
+    metrics::gauge!(names::CONNECTIONS).increment(1.0);
     let idle_timeout = hub.config.idle_timeout;
     let mut session = Session {
         hub,
@@ -80,8 +84,12 @@ pub(crate) async fn run(
         window_start: Instant::now(),
         window_count: 0,
         posts: FuturesUnordered::new(),
+        messages_in: metrics::counter!(names::MESSAGES_IN),
+        messages_out: metrics::counter!(names::MESSAGES_OUT),
     };
     let mut shutdown = session.hub.shutdown.subscribe();
+    let mut draining = session.hub.draining.subscribe();
+    let session_id = session.hub.next_id();
     let mut last_inbound = Instant::now();
     // A quarter of the timeout (at most 5 s): precise enough for a 60 s timeout, and 10k idle
     // sockets cost 2k timer wake-ups a second instead of 10k.
@@ -92,6 +100,10 @@ pub(crate) async fn run(
             biased;
             (code, reason) = closed(&control) => break End::Close(code, reason),
             _ = shutdown.wait_for(|down| *down) => break End::Close(close::RESTART, "server restarting".into()),
+            _ = drain_turn(&mut draining, session_id) => {
+                session.finish_posts().await;
+                break End::Close(close::RESTART, "server draining".into());
+            }
             // Output first: what is queued for the client is written before more is read.
             Some(outbound) = rx.recv() => {
                 if session.write(outbound).await.is_err() {
@@ -126,8 +138,13 @@ pub(crate) async fn run(
         }
     };
     session.leave_all();
+    metrics::gauge!(names::CONNECTIONS).decrement(1.0);
     if let End::Close(code, reason) = end {
         tracing::debug!(code, reason, "closing socket");
+        metrics::counter!(names::CLOSES, "code" => code.to_string()).increment(1);
+        if reason == crate::outbox::SLOW_CONSUMER {
+            metrics::counter!(names::SLOW_CONSUMERS).increment(1);
+        }
         let _ = ws
             .close(Some(CloseReason {
                 code: CloseCode::from(code),
@@ -137,18 +154,32 @@ pub(crate) async fn run(
     }
 }
 
+/// Completes when the node is draining and this socket's batch is due.
+async fn drain_turn(draining: &mut tokio::sync::watch::Receiver<Option<Drain>>, session_id: u64) {
+    let drain: Option<Drain> = match draining.wait_for(Option::is_some).await {
+        Ok(current) => *current,
+        Err(_) => None,
+    };
+    match drain {
+        Some(drain) => tokio::time::sleep_until(drain.turn_of(session_id)).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn closed(control: &Arc<Control>) -> (u16, String) {
     control.closed().await
 }
 
 impl Session {
     async fn write(&mut self, outbound: Outbound) -> Result<(), actix_ws::Closed> {
+        self.messages_out.increment(1);
         match outbound {
             Outbound::Shared(frame) => self.ws.text(frame.text(self.vsn)).await,
         }
     }
 
     async fn send(&mut self, frame: Frame) -> Option<End> {
+        self.messages_out.increment(1);
         let result = match frame {
             Frame::Text(text) => self.ws.text(ByteString::from(text)).await,
             Frame::Binary(bytes) => self.ws.binary(bytes).await,
@@ -175,6 +206,9 @@ impl Session {
     }
 
     async fn refuse(&mut self, m: &Message, reason: &str, message: Option<&str>) -> Option<End> {
+        if m.event == events::JOIN {
+            metrics::counter!(names::JOINS, "result" => "error").increment(1);
+        }
         let mut response = json!({ "reason": reason });
         if let Some(message) = message {
             response["message"] = json!(message);
@@ -195,6 +229,7 @@ impl Session {
     }
 
     async fn on_message(&mut self, message: AggregatedMessage) -> Option<End> {
+        self.messages_in.increment(1);
         let decoded = match message {
             AggregatedMessage::Text(text) => decode_text(self.vsn, &text),
             AggregatedMessage::Binary(bytes) => decode_binary(self.vsn, &bytes),
@@ -316,6 +351,7 @@ impl Session {
                     .await;
             }
         };
+        metrics::counter!(names::JOINS, "result" => "ok").increment(1);
         let join_ref = m.join_ref.clone().or_else(|| m.msg_ref.clone());
         if let Some(end) = self
             .reply(&m, join_ref.as_deref(), "ok", joined_ok.response)
@@ -438,6 +474,19 @@ impl Session {
         let post = self.hub.gateway.post_comment(viewer, video, body);
         self.posts.push(Box::pin(async move { (m, post.await) }));
         None
+    }
+
+    /// Before a drain closes the socket: lets the comments already being written commit and
+    /// answers them, so a poster is never left without a reply (at most 5 s).
+    async fn finish_posts(&mut self) {
+        let finish = async {
+            while let Some((message, result)) = self.posts.next().await {
+                if self.post_reply(&message, result).await.is_some() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), finish).await;
     }
 
     async fn post_reply(&mut self, m: &Message, result: Result<Comment, Refusal>) -> Option<End> {

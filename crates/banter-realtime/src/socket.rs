@@ -70,18 +70,24 @@ fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
     allowed.is_empty() && !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
 }
 
+use crate::metrics as m;
+
 async fn upgrade(req: HttpRequest, body: web::Payload, hub: web::Data<Hub>) -> HttpResponse {
     let hub = hub.inner.clone();
-    if *hub.shutdown.borrow() {
-        return HttpResponse::ServiceUnavailable().finish();
+    let refuse = |reason: &'static str, response: HttpResponse| {
+        metrics::counter!(m::REFUSED, "reason" => reason).increment(1);
+        response
+    };
+    if *hub.shutdown.borrow() || hub.draining.borrow().is_some() {
+        return refuse("draining", HttpResponse::ServiceUnavailable().finish());
     }
     let params = query(&req);
     let Some(vsn) = Vsn::negotiate(params.get("vsn").map(String::as_str)) else {
-        return HttpResponse::Forbidden().finish();
+        return refuse("vsn", HttpResponse::Forbidden().finish());
     };
     if !origin_allowed(&req, &hub.config.allowed_origins) {
         tracing::info!("socket refused: origin not allowed");
-        return HttpResponse::Forbidden().finish();
+        return refuse("origin", HttpResponse::Forbidden().finish());
     }
     let token = params
         .get("token")
@@ -92,11 +98,11 @@ async fn upgrade(req: HttpRequest, body: web::Payload, hub: web::Data<Hub>) -> H
             Ok(viewer) => Some(viewer),
             Err(refusal) => {
                 tracing::info!(reason = %refusal.reason, "socket refused: bad token");
-                return HttpResponse::Forbidden().finish();
+                return refuse("token", HttpResponse::Forbidden().finish());
             }
         },
         None if hub.config.allow_anonymous => None,
-        None => return HttpResponse::Forbidden().finish(),
+        None => return refuse("anonymous", HttpResponse::Forbidden().finish()),
     };
     let ip = req
         .peer_addr()
@@ -104,7 +110,7 @@ async fn upgrade(req: HttpRequest, body: web::Payload, hub: web::Data<Hub>) -> H
         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     let Some(guard) = hub.admit(ip) else {
         tracing::info!(%ip, "socket refused: too many connections from this address");
-        return HttpResponse::TooManyRequests().finish();
+        return refuse("per_ip", HttpResponse::TooManyRequests().finish());
     };
     let (response, ws, stream) = match actix_ws::handle_with_protocols(&req, body, &["phoenix"]) {
         Ok(parts) => parts,

@@ -28,6 +28,7 @@ pub struct Application {
     store: Store,
     readiness: Arc<Readiness>,
     hub: Option<Hub>,
+    drain_window: std::time::Duration,
 }
 
 /// Stops a running application gracefully from elsewhere (tests, signal handlers).
@@ -36,13 +37,17 @@ pub struct StopHandle {
     server: ServerHandle,
     readiness: Arc<Readiness>,
     hub: Option<Hub>,
+    drain_window: std::time::Duration,
 }
 
 impl StopHandle {
+    /// Readiness false at once; sockets refused and the open ones closed in batches over the
+    /// drain window (each after its in-flight posts); then the HTTP server stops, letting
+    /// in-flight requests finish within the shutdown timeout.
     pub async fn stop(&self) {
         self.readiness.start_draining();
         if let Some(hub) = &self.hub {
-            hub.shut_down();
+            hub.drain(self.drain_window).await;
         }
         self.server.stop(true).await;
     }
@@ -92,6 +97,8 @@ fn api_config(settings: &Settings) -> anyhow::Result<ApiConfig> {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Install the metrics recorder before anything records.
+        crate::metrics::handle();
         let store = Store::connect(&store_config(&settings))
             .await
             .context("connecting to the database")?;
@@ -135,6 +142,7 @@ impl Application {
         let readiness_data = web::Data::new(readiness.clone());
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(crate::metrics::record_http))
                 .wrap(Compress::default())
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
                 .wrap(request_id::RequestIds)
@@ -143,6 +151,7 @@ impl Application {
                 .app_data(readiness_data.clone())
                 .service(health::healthz)
                 .service(health::readyz)
+                .service(crate::metrics::endpoint)
                 .configure(|cfg| {
                     if role.serves_api() {
                         banter_api::configure(cfg);
@@ -168,6 +177,7 @@ impl Application {
             store,
             readiness,
             hub: hub_handle,
+            drain_window: settings.drain_window(),
         })
     }
 
@@ -184,6 +194,7 @@ impl Application {
             server: self.server.handle(),
             readiness: self.readiness.clone(),
             hub: self.hub.clone(),
+            drain_window: self.drain_window,
         }
     }
 

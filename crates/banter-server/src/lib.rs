@@ -6,6 +6,7 @@ pub mod allocator;
 mod app;
 mod gateway;
 mod health;
+pub mod metrics;
 pub mod settings;
 pub mod telemetry;
 

@@ -72,6 +72,8 @@ pub struct Settings {
     pub log_format: Option<LogFormat>,
     pub log_level: String,
     pub shutdown_timeout_secs: u64,
+    /// On SIGTERM, open sockets are closed in batches spread over this many seconds.
+    pub drain_window_secs: u64,
     pub trust_forwarded_for: bool,
     pub rate_login_per_minute: u32,
     pub rate_register_per_minute: u32,
@@ -111,6 +113,7 @@ access_token_ttl_secs = 900
 refresh_token_ttl_secs = 2592000
 log_level = "info"
 shutdown_timeout_secs = 30
+drain_window_secs = 10
 trust_forwarded_for = false
 rate_login_per_minute = 30
 rate_register_per_minute = 10
@@ -235,6 +238,10 @@ impl Settings {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    pub fn drain_window(&self) -> Duration {
+        Duration::from_secs(self.drain_window_secs)
     }
 }
 

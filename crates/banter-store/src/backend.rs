@@ -26,4 +26,9 @@ impl Pool {
     pub(crate) async fn close(&self) {
         on_pool!(self, |p| p.close().await)
     }
+
+    /// Open connections and how many of them are idle.
+    pub(crate) fn usage(&self) -> (u32, usize) {
+        on_pool!(self, |p| (p.size(), p.num_idle()))
+    }
 }

@@ -30,7 +30,7 @@ pub use comments::CommentPage;
 pub use config::StoreConfig;
 pub use error::StoreError;
 pub use primary::PrimaryPool;
-pub use router::{ReadPool, ReadStats};
+pub use router::{PoolUsage, ReadPool, ReadStats};
 pub use store::{Backend, Store};
 pub use tokens::{NewRefreshToken, RotateOutcome};
 pub use users::{NewUser, ProfileChanges};

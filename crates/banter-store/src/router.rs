@@ -26,6 +26,15 @@ pub struct ReadStats {
     pub fallbacks: u64,
 }
 
+/// One pool's connections: `role` is `primary` or `replica`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub role: &'static str,
+    pub open: u32,
+    pub idle: usize,
+    pub healthy: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct ReadPool {
     inner: Arc<Router>,
@@ -118,6 +127,24 @@ impl ReadPool {
         }
         router.primary_reads.fetch_add(1, Ordering::Relaxed);
         query(router.primary.clone()).await
+    }
+
+    /// Connection use of the primary pool and of each replica's pool, for metrics.
+    pub fn pool_usage(&self) -> Vec<PoolUsage> {
+        let usage = |role, healthy, pool: &Pool| {
+            let (open, idle) = pool.usage();
+            PoolUsage {
+                role,
+                open,
+                idle,
+                healthy,
+            }
+        };
+        let mut all = vec![usage("primary", true, &self.inner.primary)];
+        for r in &self.inner.replicas {
+            all.push(usage("replica", r.healthy.load(Ordering::Relaxed), &r.pool));
+        }
+        all
     }
 
     pub fn stats(&self) -> ReadStats {

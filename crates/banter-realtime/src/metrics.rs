@@ -1,0 +1,57 @@
+//! The Prometheus metrics of the realtime path, recorded through the `metrics` facade (the
+//! exporter and `/metrics` live in `banter-server`). Labels are bounded: close codes, refusal
+//! kinds, join results; never a topic, video or user id.
+//!
+//! Kept out: HTTP, bus and database metrics (their own crates) and the exporter.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Open WebSockets on this node (gauge).
+pub const CONNECTIONS: &str = "banter_ws_connections";
+/// Socket upgrades refused, by `reason` (origin, token, vsn, per_ip, draining) (counter).
+pub const REFUSED: &str = "banter_ws_refused_total";
+/// Sockets closed by the server, by close `code` (counter).
+pub const CLOSES: &str = "banter_ws_closes_total";
+/// Sockets closed because their outbox was full (counter).
+pub const SLOW_CONSUMERS: &str = "banter_ws_slow_consumer_disconnects_total";
+/// Frames received from clients (counter).
+pub const MESSAGES_IN: &str = "banter_ws_messages_in_total";
+/// Frames written to clients (counter).
+pub const MESSAGES_OUT: &str = "banter_ws_messages_out_total";
+/// Channel joins by `result` (ok, error) (counter).
+pub const JOINS: &str = "banter_channel_joins_total";
+/// Channel leaves, including sockets that went away (counter).
+pub const LEAVES: &str = "banter_channel_leaves_total";
+/// Topics with a channel on this node (gauge).
+pub const CHANNELS: &str = "banter_channels";
+/// Viewers (joined sockets) on this node, summed over topics (gauge).
+pub const VIEWERS: &str = "banter_viewers";
+/// Time to offer one broadcast to every local subscriber of a topic (histogram, seconds).
+pub const FANOUT: &str = "banter_fanout_duration_seconds";
+/// Frames offered to subscribers by broadcasts (counter).
+pub const FANOUT_DELIVERIES: &str = "banter_fanout_deliveries_total";
+
+pub fn describe() {
+    describe_gauge!(CONNECTIONS, "Open WebSockets on this node.");
+    describe_counter!(REFUSED, "Socket upgrades refused, by reason.");
+    describe_counter!(CLOSES, "Sockets closed by the server, by close code.");
+    describe_counter!(
+        SLOW_CONSUMERS,
+        "Sockets closed because their outbox was full."
+    );
+    describe_counter!(MESSAGES_IN, "Frames received from clients.");
+    describe_counter!(MESSAGES_OUT, "Frames written to clients.");
+    describe_counter!(JOINS, "Channel joins, by result.");
+    describe_counter!(LEAVES, "Channel leaves, including sockets that went away.");
+    describe_gauge!(CHANNELS, "Topics with a channel on this node.");
+    describe_gauge!(VIEWERS, "Joined viewers on this node, summed over topics.");
+    describe_histogram!(
+        FANOUT,
+        Unit::Seconds,
+        "Time to offer one broadcast to every local subscriber of its topic."
+    );
+    describe_counter!(
+        FANOUT_DELIVERIES,
+        "Frames offered to subscribers by broadcasts."
+    );
+}

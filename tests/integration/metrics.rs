@@ -1,0 +1,167 @@
+//! `/metrics` on the real binary (its own process, so the counts are exactly this test's):
+//! Prometheus text with the socket, channel, HTTP, rate-limit and database series, labels
+//! bounded (no video or user id anywhere), values that follow what the test did.
+
+use std::time::Duration;
+
+use banter_tests::{WsClient, free_port};
+use serde_json::json;
+
+struct Node {
+    child: tokio::process::Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = tokio::process::Command::new(banter_tests::banter_binary())
+        .current_dir(dir.path())
+        .env("BANTER_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("BANTER_RATE_COMMENT_PER_MINUTE", "60")
+        .env("BANTER_RATE_COMMENT_BURST", "1")
+        .env("BANTER_LOG_LEVEL", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting banter");
+    let address = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{address}/readyz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Node {
+                child,
+                address,
+                _dir: dir,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("banter did not become ready");
+}
+
+/// The value of one series (`name{labels}` exactly as rendered), or `None`.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+async fn scrape(node: &Node) -> String {
+    let res = reqwest::get(format!("{}/metrics", node.address))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    res.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_sockets_joins_requests_and_limits() {
+    let mut node = start().await;
+    let client = reqwest::Client::new();
+    let tokens: serde_json::Value = client
+        .post(format!("{}/api/auth/register", node.address))
+        .json(&json!({"email": "m@example.com", "username": "metricsuser", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    let mut ws = WsClient::connect(&node.address, &format!("vsn=2.0.0&token={token}"))
+        .await
+        .unwrap();
+    let video = "secret-video-id-42";
+    let topic = format!("comments:{video}");
+    let join = ws.join(&topic, json!({})).await;
+    assert_eq!(join[4]["status"], "ok");
+    let join_ref = join[0].as_str().unwrap().to_owned();
+    let refused = ws.join("comments:not valid!", json!({})).await;
+    assert_eq!(refused[4]["status"], "error");
+    // Burst of 1: the first comment passes, the second is rate limited.
+    for _ in 0..2 {
+        let r = ws.next_ref();
+        ws.send(
+            Some(&join_ref),
+            &r,
+            &topic,
+            "new_comment",
+            json!({"body": "hi"}),
+        )
+        .await;
+        ws.reply_to(&r).await;
+    }
+    let text = scrape(&node).await;
+
+    assert_eq!(value(&text, "banter_ws_connections"), Some(1.0), "{text}");
+    assert_eq!(value(&text, "banter_channels"), Some(1.0));
+    assert_eq!(value(&text, "banter_viewers"), Some(1.0));
+    assert_eq!(
+        value(&text, "banter_channel_joins_total{result=\"ok\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "banter_channel_joins_total{result=\"error\"}"),
+        Some(1.0)
+    );
+    assert_eq!(value(&text, "banter_ws_messages_in_total"), Some(4.0));
+    assert!(value(&text, "banter_ws_messages_out_total").unwrap() >= 4.0);
+    assert_eq!(
+        value(
+            &text,
+            "banter_rate_limited_total{limit=\"comment_per_user\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "banter_fanout_deliveries_total").map(|v| v >= 1.0),
+        Some(true)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "banter_http_request_duration_seconds_count{method=\"POST\",route=\"/api/auth/register\",status=\"201\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(text.contains("# TYPE banter_http_request_duration_seconds histogram"));
+    assert!(text.contains("banter_fanout_duration_seconds_bucket{le=\"0.0005\"}"));
+    assert!(
+        value(
+            &text,
+            "banter_db_pool_connections{pool=\"primary\",state=\"idle\"}"
+        )
+        .is_some()
+    );
+    assert!(text.contains("# HELP banter_ws_connections"));
+    // Bounded labels: ids never appear.
+    assert!(
+        !text.contains(video) && !text.contains("metricsuser"),
+        "{text}"
+    );
+
+    // A 404 is labelled by "unmatched", not by its path; a closed socket leaves the gauge.
+    let _ = client
+        .get(format!("{}/no/such/{video}", node.address))
+        .send()
+        .await
+        .unwrap();
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = scrape(&node).await;
+    assert_eq!(value(&text, "banter_ws_connections"), Some(0.0), "{text}");
+    assert_eq!(value(&text, "banter_viewers"), Some(0.0));
+    assert_eq!(value(&text, "banter_channel_leaves_total"), Some(1.0));
+    assert!(text.contains("route=\"unmatched\",status=\"404\""));
+    assert!(!text.contains(video));
+    node.child.kill().await.unwrap();
+}
