@@ -166,14 +166,15 @@ pub fn svg(report: &Report) -> String {
         (p.publish_until > p.publish_from).then_some((p.publish_until, "posting ends")),
         p.storm_at.map(|t| (t, "storm")),
     ];
-    for (t, label) in marks.into_iter().flatten() {
+    // Labels alternate between two rows so that close marks stay readable.
+    for (i, (t, label)) in marks.into_iter().flatten().enumerate() {
         let _ = write!(
             s,
             r##"<line x1="{0:.1}" x2="{0:.1}" y1="{TOP1}" y2="{1}" stroke="#888" stroke-dasharray="2 3"/><text x="{2:.1}" y="{3}" fill="#555">{label}</text>"##,
             x(t),
             TOP2 + PANEL,
             x(t) + 3.0,
-            TOP1 + 12.0
+            TOP1 + 12.0 + 14.0 * (i % 2) as f64
         );
     }
     let step = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0]

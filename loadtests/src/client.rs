@@ -416,10 +416,13 @@ impl Client {
             self.recorder().counters.joined.fetch_sub(1, Relaxed);
         }
         // Posts never answered are errors, not silently dropped.
+        let unanswered = match end {
+            End::Stop => "post: unanswered when the run stopped",
+            _ => "post: unanswered when the socket ended",
+        };
         for _ in pending_posts.drain() {
             self.recorder().counters.post_errors.fetch_add(1, Relaxed);
-            self.recorder()
-                .error("post: no reply before the socket ended");
+            self.recorder().error(unanswered);
         }
         self.skip_missed_posts();
         end
