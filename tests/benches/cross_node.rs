@@ -107,17 +107,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let res: Value = client
-            .post(format!("http://127.0.0.1:{base}/api/auth/register"))
-            .json(&json!({"email": "bench@example.com", "username": "bench", "password": "long enough pw"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = res["access_token"].as_str().unwrap().to_owned();
+        let token = banter_tests::register_at(&format!("http://127.0.0.1:{base}"), "bench").await;
         let (rt1, rt2) = (base + 2, base + 3);
         let total = (rate * seconds) as usize;
         let same = tokio::spawn(viewer(joined(rt1, &token).await, total));

@@ -10,6 +10,8 @@
 //! the test process exits, however it exits. A service that cannot start fails the test with a
 //! message saying what to install; nothing is skipped.
 
+mod banter_process;
+mod otlp;
 mod pg;
 mod ports;
 mod process;
@@ -17,6 +19,8 @@ mod redis;
 mod test_app;
 mod ws_client;
 
+pub use banter_process::{BanterProcess, register_at, wait_ready};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use pg::PgCluster;
 pub use ports::free_port;
 pub use redis::RedisServer;

@@ -14,6 +14,7 @@ mod realtime;
 mod replicas;
 mod server;
 mod store_contract;
+mod traces;
 
 /// Runs an async test body once per backend: `both_backends!(name)` expects
 /// `async fn name(app: TestApp)` (or a store) and generates `name::sqlite` and `name::postgres`.

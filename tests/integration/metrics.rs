@@ -4,42 +4,19 @@
 
 use std::time::Duration;
 
-use banter_tests::{WsClient, free_port};
+use banter_tests::{BanterProcess, WsClient};
 use serde_json::json;
 
-struct Node {
-    child: tokio::process::Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn start() -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = tokio::process::Command::new(banter_tests::banter_binary())
-        .current_dir(dir.path())
-        .env("BANTER_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("BANTER_RATE_COMMENT_PER_MINUTE", "60")
-        .env("BANTER_RATE_COMMENT_BURST", "1")
-        .env("BANTER_LOG_LEVEL", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting banter");
-    let address = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::get(format!("{address}/readyz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return Node {
-                child,
-                address,
-                _dir: dir,
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("banter did not become ready");
+async fn start() -> BanterProcess {
+    BanterProcess::start(
+        &[
+            ("BANTER_RATE_COMMENT_PER_MINUTE", "60"),
+            ("BANTER_RATE_COMMENT_BURST", "1"),
+            ("BANTER_LOG_LEVEL", "warn"),
+        ],
+        false,
+    )
+    .await
 }
 
 /// The value of one series (`name{labels}` exactly as rendered), or `None`.
@@ -49,7 +26,7 @@ fn value(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-async fn scrape(node: &Node) -> String {
+async fn scrape(node: &BanterProcess) -> String {
     let res = reqwest::get(format!("{}/metrics", node.address))
         .await
         .unwrap();
@@ -67,16 +44,7 @@ async fn scrape(node: &Node) -> String {
 async fn metrics_follow_sockets_joins_requests_and_limits() {
     let mut node = start().await;
     let client = reqwest::Client::new();
-    let tokens: serde_json::Value = client
-        .post(format!("{}/api/auth/register", node.address))
-        .json(&json!({"email": "m@example.com", "username": "metricsuser", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = tokens["access_token"].as_str().unwrap();
+    let token = banter_tests::register_at(&node.address, "metricsuser").await;
     let mut ws = WsClient::connect(&node.address, &format!("vsn=2.0.0&token={token}"))
         .await
         .unwrap();

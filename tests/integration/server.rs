@@ -137,7 +137,7 @@ async fn the_binary_exits_cleanly_on_sigterm() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("starting banter");
-    wait_ready(port).await;
+    banter_tests::wait_ready(&format!("http://127.0.0.1:{port}")).await;
     assert!(
         dir.path().join("data/banter.db").exists(),
         "the embedded default writes ./data/banter.db"
@@ -166,22 +166,6 @@ async fn the_binary_exits_cleanly_on_sigterm() {
     assert!(logs.contains("draining"));
 }
 
-async fn wait_ready(port: u16) {
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("banter did not become ready");
-}
-
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -197,25 +181,23 @@ fn rss_kib(pid: u32) -> u64 {
 /// binary's RSS several hundred MiB higher; with it, it stays within a few MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_gives_back_password_hashing_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = banter_tests::free_port();
-    let mut child = tokio::process::Command::new(banter_tests::banter_binary())
-        .current_dir(dir.path())
-        .env("BANTER_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("BANTER_RATE_REGISTER_PER_MINUTE", "100000")
-        .env("BANTER_LOG_LEVEL", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting banter");
-    wait_ready(port).await;
-    let pid = child.id().unwrap();
-    let before = rss_kib(pid);
+    let mut node = banter_tests::BanterProcess::start(
+        &[
+            ("BANTER_RATE_REGISTER_PER_MINUTE", "100000"),
+            ("BANTER_LOG_LEVEL", "warn"),
+        ],
+        false,
+    )
+    .await;
+    let before = rss_kib(node.pid());
+
     let client = reqwest::Client::new();
+    let address = node.address.clone();
     let signups = (0..40).map(|i| {
-        let client = client.clone();
+        let (client, address) = (client.clone(), address.clone());
         async move {
             let res = client
-                .post(format!("http://127.0.0.1:{port}/api/auth/register"))
+                .post(format!("{address}/api/auth/register"))
                 .json(&serde_json::json!({
                     "email": format!("mem{i}@example.com"),
                     "username": format!("mem{i}"),
@@ -231,12 +213,12 @@ async fn the_binary_gives_back_password_hashing_memory() {
         .buffer_unordered(8)
         .collect::<Vec<()>>()
         .await;
-    let grown = rss_kib(pid).saturating_sub(before);
+    let grown = rss_kib(node.pid()).saturating_sub(before);
     assert!(
         grown < 150 * 1024,
         "RSS grew by {grown} KiB over 40 sign-ups"
     );
-    child.kill().await.unwrap();
+    node.child.kill().await.unwrap();
 }
 
 /// A drain refuses new sockets at once (503), closes the open ones with 1012 "server

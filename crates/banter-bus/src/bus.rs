@@ -17,6 +17,19 @@ pub enum ChangeKind {
 pub struct BusEvent {
     pub kind: ChangeKind,
     pub comment: Comment,
+    /// The W3C `traceparent` of the span that produced this event (see `trace`).
+    pub trace: Option<String>,
+}
+
+impl BusEvent {
+    /// An event carrying the current span's trace context.
+    pub fn new(kind: ChangeKind, comment: Comment) -> BusEvent {
+        BusEvent {
+            kind,
+            comment,
+            trace: crate::trace::current(),
+        }
+    }
 }
 
 /// Receives every event for the topics this node is subscribed to.

@@ -3,7 +3,8 @@
 //!
 //! `bus.rs` holds the [`Bus`] trait and its event type; `memory.rs` the in-process bus for a
 //! single node; `redis.rs` the Redis pub/sub bus for clusters, with `wire.rs` its message form;
-//! `metrics.rs` the Prometheus metric names the bus records.
+//! `metrics.rs` the Prometheus metric names the bus records; `trace.rs` carries a comment's
+//! trace context with its event.
 //!
 //! Kept out: ordering repair and delivery to sockets (the realtime channel does that, using
 //! `seq`), and anything about who may see what.
@@ -12,6 +13,7 @@ mod bus;
 mod memory;
 pub mod metrics;
 mod redis;
+pub mod trace;
 mod wire;
 
 pub use bus::{Bus, BusEvent, BusHandler, ChangeKind, PresenceHandler, PresenceSnapshot};

@@ -66,6 +66,7 @@ mod tests {
                 updated_at: now,
                 deleted_at: None,
             },
+            trace: None,
         }
     }
 

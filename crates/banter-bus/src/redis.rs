@@ -15,10 +15,12 @@
 //! ones are repaired).
 
 use crate::metrics as m;
+use crate::trace;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tracing::Instrument;
 
 use futures_util::StreamExt;
 use redis::AsyncCommands;
@@ -93,9 +95,9 @@ impl RedisBus {
         }
     }
 
-    fn send(&self, channel: String, payload: String) {
+    fn send(&self, channel: String, payload: String, span: tracing::Span) {
         let mut publisher = self.publisher.clone();
-        self.runtime.spawn(async move {
+        let publish = async move {
             let started = std::time::Instant::now();
             if let Err(e) = publisher.publish::<_, _, ()>(&channel, payload).await {
                 metrics::counter!(m::PUBLISH_FAILURES).increment(1);
@@ -103,16 +105,24 @@ impl RedisBus {
             } else {
                 metrics::histogram!(m::PUBLISH).record(started.elapsed());
             }
-        });
+        };
+        self.runtime.spawn(publish.instrument(span));
     }
 }
 
 impl Bus for RedisBus {
-    fn publish(&self, event: BusEvent) {
+    fn publish(&self, mut event: BusEvent) {
         let channel = self.channel_name(event.comment.video_id.as_ref());
+        let span = tracing::info_span!(
+            "bus.publish",
+            otel.kind = "producer",
+            messaging.system = "redis"
+        );
+        trace::continue_from(&span, event.trace.as_deref());
+        event.trace = trace::of(&span).or(event.trace);
         let payload = wire::encode(&self.node, &event);
         self.deliver_locally(event);
-        self.send(channel, payload);
+        self.send(channel, payload, span);
     }
 
     fn set_handler(&self, handler: BusHandler) {
@@ -139,7 +149,11 @@ impl Bus for RedisBus {
 
     fn publish_presence(&self, snapshot: PresenceSnapshot) {
         let channel = self.presence_channel(snapshot.video.as_ref());
-        self.send(channel, wire::encode_presence(&self.node, &snapshot));
+        self.send(
+            channel,
+            wire::encode_presence(&self.node, &snapshot),
+            tracing::Span::none(),
+        );
     }
 
     fn set_presence_handler(&self, handler: PresenceHandler) {
@@ -199,8 +213,12 @@ async fn subscriber(
                     }
                     match wire::decode(&text) {
                         Some((from, _)) if from == node => {}
-                        Some((_, event)) => {
+                        Some((_, mut event)) => {
                             metrics::counter!(m::RECEIVED, "kind" => "comment").increment(1);
+                            let span = tracing::info_span!("bus.receive", otel.kind = "consumer", messaging.system = "redis");
+                            trace::continue_from(&span, event.trace.as_deref());
+                            event.trace = trace::of(&span).or(event.trace);
+                            let _entered = span.enter();
                             let handler = handlers.read().expect("bus handler lock").0.clone();
                             if let Some(handler) = handler {
                                 handler(event);

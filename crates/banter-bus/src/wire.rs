@@ -13,7 +13,7 @@ use crate::{BusEvent, ChangeKind, PresenceSnapshot};
 pub fn encode(node: &str, event: &BusEvent) -> String {
     let c = &event.comment;
     let time = |t: OffsetDateTime| t.format(&Rfc3339).ok();
-    json!({
+    let mut message = json!({
         "node": node,
         "kind": match event.kind {
             ChangeKind::Created => "created",
@@ -31,8 +31,11 @@ pub fn encode(node: &str, event: &BusEvent) -> String {
             "updated_at": time(c.updated_at),
             "deleted_at": c.deleted_at.and_then(time),
         }
-    })
-    .to_string()
+    });
+    if let Some(tp) = &event.trace {
+        message["traceparent"] = json!(tp);
+    }
+    message.to_string()
 }
 
 /// `(publishing node, event)`, or `None` for anything malformed (logged by the caller).
@@ -61,7 +64,15 @@ pub fn decode(text: &str) -> Option<(String, BusEvent)> {
             Some(time("deleted_at")?)
         },
     };
-    Some((v["node"].as_str()?.to_owned(), BusEvent { kind, comment }))
+    let trace = v["traceparent"].as_str().map(str::to_owned);
+    Some((
+        v["node"].as_str()?.to_owned(),
+        BusEvent {
+            kind,
+            comment,
+            trace,
+        },
+    ))
 }
 
 pub fn encode_presence(node: &str, s: &PresenceSnapshot) -> String {
@@ -151,10 +162,22 @@ mod tests {
                 updated_at: now,
                 deleted_at: Some(now),
             },
+            trace: None,
         };
         let (node, back) = decode(&encode("n1", &event)).unwrap();
         assert_eq!(node, "n1");
-        assert_eq!((back.kind, back.comment), (event.kind, event.comment));
+        assert_eq!(back.trace, None);
+        assert_eq!(
+            (back.kind, back.comment.clone()),
+            (event.kind, event.comment.clone())
+        );
+        // The trace context travels with the event when there is one.
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned();
+        let traced = BusEvent {
+            trace: Some(tp.clone()),
+            ..event
+        };
+        assert_eq!(decode(&encode("n1", &traced)).unwrap().1.trace, Some(tp));
         for bad in [
             "",
             "{}",

@@ -93,10 +93,7 @@ pub async fn fanout(
         })
         .collect();
     for comment in &comments {
-        let event = BusEvent {
-            kind: ChangeKind::Created,
-            comment: comment.clone(),
-        };
+        let event = BusEvent::new(ChangeKind::Created, comment.clone());
         tx.send(Command::Event(event)).await.unwrap();
     }
     for drain in drains {

@@ -29,6 +29,7 @@ use crate::metrics as m;
 use crate::outbox::{Outbound, Outbox, SharedFrame};
 use crate::presence::Presence;
 use crate::{RealtimeConfig, Refusal};
+use tracing::Instrument;
 
 /// Longest gap filled in one database read; larger gaps are filled in several.
 const FILL_BATCH: u32 = 500;
@@ -196,7 +197,15 @@ impl Channel {
                 let _ = reply.send(result);
             }
             Command::Leave { sid } => self.leave(sid),
-            Command::Event(event) => self.on_event(event).await,
+            Command::Event(event) => {
+                let span = tracing::info_span!(
+                    "channel.deliver",
+                    otel.kind = "consumer",
+                    viewers = self.subscribers.len()
+                );
+                banter_bus::trace::continue_from(&span, event.trace.as_deref());
+                self.on_event(event).instrument(span).await
+            }
             Command::Presence(snapshot) => self.on_remote_presence(snapshot),
         }
     }
@@ -685,12 +694,8 @@ mod tests {
                     .unwrap(),
             );
         }
-        let event = |i: usize| {
-            Command::Event(BusEvent {
-                kind: ChangeKind::Created,
-                comment: committed[i].clone(),
-            })
-        };
+        let event =
+            |i: usize| Command::Event(BusEvent::new(ChangeKind::Created, committed[i].clone()));
         // seq 1 arrives, 2 is lost, 4 arrives before 3, 4 is duplicated, 5 is lost, 6 arrives.
         for i in [0, 3, 2, 3, 5] {
             tx.send(event(i)).await.unwrap();
@@ -750,10 +755,10 @@ mod tests {
         assert_eq!(history, vec![2, 3, 4]);
         assert_eq!(ok.response["last_seq"], 4);
         // The late bus event is a duplicate now and is not delivered again.
-        tx.send(Command::Event(BusEvent {
-            kind: ChangeKind::Created,
-            comment: in_flight,
-        }))
+        tx.send(Command::Event(BusEvent::new(
+            ChangeKind::Created,
+            in_flight,
+        )))
         .await
         .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -29,6 +29,7 @@ use crate::hub::{ChannelHandle, ConnectionGuard, Drain, HubInner};
 use crate::metrics as names;
 use crate::outbox::{Control, Outbound, Outbox};
 use crate::{Refusal, Viewer};
+use tracing::Instrument;
 
 /// Posts committing concurrently with the rest of the session's work.
 type PendingPosts = FuturesUnordered<BoxFuture<'static, (Message, Result<Comment, Refusal>)>>;
@@ -471,7 +472,13 @@ impl Session {
             .expect("joined topics are valid");
         // Committing takes a database round trip; meanwhile the session keeps writing what
         // the topic broadcasts, so a fast poster is never mistaken for a slow consumer.
-        let post = self.hub.gateway.post_comment(viewer, video, body);
+        // The comment's trace starts here (as a REST request's starts at its HTTP span).
+        let span = tracing::info_span!("socket.new_comment", otel.kind = "server");
+        let post = self
+            .hub
+            .gateway
+            .post_comment(viewer, video, body)
+            .instrument(span);
         self.posts.push(Box::pin(async move { (m, post.await) }));
         None
     }

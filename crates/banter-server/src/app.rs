@@ -146,6 +146,7 @@ impl Application {
                 .wrap(Compress::default())
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
                 .wrap(request_id::RequestIds)
+                .wrap(actix_web::middleware::from_fn(crate::telemetry::trace_http))
                 .app_data(api.clone())
                 .app_data(store_data.clone())
                 .app_data(readiness_data.clone())

@@ -98,6 +98,6 @@ impl CommentPublisher for BusPublisher {
             CommentEvent::Updated(c) => (ChangeKind::Updated, c),
             CommentEvent::Deleted(c) => (ChangeKind::Deleted, c),
         };
-        self.bus.publish(BusEvent { kind, comment });
+        self.bus.publish(BusEvent::new(kind, comment));
     }
 }

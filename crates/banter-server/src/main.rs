@@ -32,14 +32,19 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     allocator::tune();
-    actix_web::rt::System::new().block_on(run())
-}
-
-async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
-    telemetry::init(settings.log_format(), &settings.log_level, std::io::stdout)?;
-    match cli.command.unwrap_or(Command::Serve) {
+    // Outside the async runtime: the OTLP exporter's blocking HTTP client must not be created
+    // or dropped inside it.
+    let telemetry = telemetry::init(settings.log_format(), &settings.log_level, std::io::stdout)?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    let result = actix_web::rt::System::new().block_on(run(command, settings));
+    telemetry.shutdown();
+    result
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
         Command::Serve => {
             Application::build(settings)
                 .await?

@@ -98,6 +98,7 @@ async fn list_comments(
 impl PrimaryPool {
     /// Commits a comment and assigns it the video's next `seq`, creating the video (public, no
     /// owner) if this is its first comment.
+    #[tracing::instrument(name = "db.create_comment", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn create_comment(
         &self,
         video: &VideoId,

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
+use tracing::Instrument;
 
 use crate::StoreConfig;
 use crate::backend::{Pool, on_pool};
@@ -113,7 +114,8 @@ impl ReadPool {
     {
         let router = &self.inner;
         if let Some(replica) = router.pick() {
-            match query(replica.pool.clone()).await {
+            let span = tracing::info_span!("db.read", db.pool = "replica", otel.kind = "client");
+            match query(replica.pool.clone()).instrument(span).await {
                 Ok(value) => {
                     router.replica_reads.fetch_add(1, Ordering::Relaxed);
                     return Ok(value);
@@ -126,7 +128,8 @@ impl ReadPool {
             }
         }
         router.primary_reads.fetch_add(1, Ordering::Relaxed);
-        query(router.primary.clone()).await
+        let span = tracing::info_span!("db.read", db.pool = "primary", otel.kind = "client");
+        query(router.primary.clone()).instrument(span).await
     }
 
     /// Connection use of the primary pool and of each replica's pool, for metrics.
