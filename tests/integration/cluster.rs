@@ -368,3 +368,101 @@ async fn a_node_subscribes_to_a_video_only_while_it_has_viewers_of_it() {
         .await;
     eventually(0).await;
 }
+
+/// A viewer that, like a client behind a load balancer, lands on the other node whenever one
+/// closes it with 1012 "rebalancing". Returns the index of the node it ends on.
+async fn rebalanced_viewer(
+    nodes: [String; 2],
+    start: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (usize, u32) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut at = start;
+    let mut moves = 0;
+    loop {
+        let url = format!(
+            "{}/socket/websocket?vsn=2.0.0",
+            nodes[at].replace("http://", "ws://")
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
+        let join = json!(["1", "1", "comments:rb", "phx_join", {}]).to_string();
+        ws.send(Message::text(join)).await.unwrap();
+        let mut stop = stop.clone();
+        let closed = loop {
+            tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Close(Some(f)))) => break Some((u16::from(f.code), f.reason.to_string())),
+                    Some(Ok(_)) => continue,
+                    _ => break None,
+                },
+                _ = stop.wait_for(|s| *s) => return (at, moves),
+            }
+        };
+        assert_eq!(
+            closed,
+            Some((1012, "rebalancing".to_owned())),
+            "only rebalancing closes"
+        );
+        at = 1 - at;
+        moves += 1;
+    }
+}
+
+/// Twenty sockets on node A, none on the new node B: A sheds down to the average a few per
+/// heartbeat, its viewers land on B, and the two settle within the threshold of each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_node_sheds_sockets_until_the_cluster_is_even() {
+    let settle = |enabled: &'static str| async move {
+        let db = PgCluster::shared().create_database().await;
+        let redis = RedisServer::start();
+        let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+        let extra = [
+            ("BANTER_REBALANCE_ENABLED", enabled),
+            ("BANTER_REBALANCE_THRESHOLD", "0.2"),
+            ("BANTER_REBALANCE_MAX_PER_SECOND", "5"),
+            ("BANTER_PRESENCE_NODE_TIMEOUT_SECS", "2"),
+        ];
+        let a = TestApp::spawn_env(
+            node_env(&db, &redis, &prefix, &extra),
+            None,
+            Some(db.clone()),
+        )
+        .await;
+        let b = TestApp::spawn_env(
+            node_env(&db, &redis, &prefix, &extra),
+            None,
+            Some(db.clone()),
+        )
+        .await;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let nodes = [a.address.clone(), b.address.clone()];
+        let viewers: Vec<_> = (0..20)
+            .map(|_| tokio::spawn(rebalanced_viewer(nodes.clone(), 0, stop_rx.clone())))
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+        stop_tx.send_replace(true);
+        let mut on_b = 0;
+        let mut moves = 0;
+        for v in viewers {
+            let (at, m) = v.await.unwrap();
+            on_b += at;
+            moves += m;
+        }
+        (on_b, moves)
+    };
+    let (on_b, moves) = settle("true").await;
+    assert!(
+        (8..=12).contains(&on_b),
+        "{on_b} of 20 on the new node after {moves} moves"
+    );
+    assert!(
+        moves <= 16,
+        "shedding is gradual, not a stampede: {moves} moves"
+    );
+    // Off by default: nobody moves.
+    let (on_b, moves) = settle("false").await;
+    assert_eq!((on_b, moves), (0, 0));
+}

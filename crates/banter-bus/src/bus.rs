@@ -50,6 +50,18 @@ pub struct PresenceSnapshot {
 /// Receives other nodes' presence snapshots for subscribed topics.
 pub type PresenceHandler = Arc<dyn Fn(PresenceSnapshot) + Send + Sync>;
 
+/// One node's open sockets, published by every realtime node as a heartbeat so that each knows
+/// the cluster's average (for rebalancing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeLoad {
+    /// The publishing node (set by the bus on receipt; ignored on publish).
+    pub node: String,
+    pub connections: usize,
+}
+
+/// Receives other nodes' loads.
+pub type NodeLoadHandler = Arc<dyn Fn(NodeLoad) + Send + Sync>;
+
 /// Guarantees an implementation must give:
 ///
 /// - `publish` is called only after the change committed, and never blocks the caller.
@@ -76,4 +88,10 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Registers the node's handler for other nodes' presence snapshots.
     fn set_presence_handler(&self, handler: PresenceHandler);
+
+    /// Publishes this node's load to every other node (a single node has no one to tell).
+    fn publish_load(&self, _load: NodeLoad) {}
+
+    /// Registers the receiver of other nodes' loads.
+    fn set_load_handler(&self, _handler: NodeLoadHandler) {}
 }

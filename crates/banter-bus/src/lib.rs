@@ -16,6 +16,9 @@ mod redis;
 pub mod trace;
 mod wire;
 
-pub use bus::{Bus, BusEvent, BusHandler, ChangeKind, PresenceHandler, PresenceSnapshot};
+pub use bus::{
+    Bus, BusEvent, BusHandler, ChangeKind, NodeLoad, NodeLoadHandler, PresenceHandler,
+    PresenceSnapshot,
+};
 pub use memory::MemoryBus;
 pub use redis::RedisBus;

@@ -28,9 +28,17 @@ use redis::aio::ConnectionManager;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use crate::{Bus, BusEvent, BusHandler, PresenceHandler, PresenceSnapshot, wire};
+use crate::{
+    Bus, BusEvent, BusHandler, NodeLoad, NodeLoadHandler, PresenceHandler, PresenceSnapshot, wire,
+};
 
-type Handlers = Arc<RwLock<(Option<BusHandler>, Option<PresenceHandler>)>>;
+type Handlers = Arc<
+    RwLock<(
+        Option<BusHandler>,
+        Option<PresenceHandler>,
+        Option<NodeLoadHandler>,
+    )>,
+>;
 
 enum Interest {
     Subscribe(String),
@@ -52,7 +60,7 @@ impl RedisBus {
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let publisher = ConnectionManager::new(client.clone()).await?;
-        let handlers: Handlers = Arc::new(RwLock::new((None, None)));
+        let handlers: Handlers = Arc::new(RwLock::new((None, None, None)));
         let (interest, rx) = mpsc::channel(1024);
         let connected = Arc::new(AtomicBool::new(false));
         let node = uuid::Uuid::new_v4().simple().to_string();
@@ -159,6 +167,18 @@ impl Bus for RedisBus {
     fn set_presence_handler(&self, handler: PresenceHandler) {
         self.handlers.write().expect("bus handler lock").1 = Some(handler);
     }
+
+    fn publish_load(&self, load: NodeLoad) {
+        self.send(
+            format!("{}:nodes", self.prefix),
+            wire::encode_load(&self.node, &load),
+            tracing::Span::none(),
+        );
+    }
+
+    fn set_load_handler(&self, handler: NodeLoadHandler) {
+        self.handlers.write().expect("bus handler lock").2 = Some(handler);
+    }
 }
 
 async fn subscriber(
@@ -169,7 +189,8 @@ async fn subscriber(
     mut interest: mpsc::Receiver<Interest>,
     connected: Arc<AtomicBool>,
 ) {
-    let mut channels: HashSet<String> = HashSet::new();
+    // Node loads are always wanted; video channels come and go with local viewers.
+    let mut channels: HashSet<String> = HashSet::from([format!("{prefix}:nodes")]);
     let mut backoff = Duration::from_millis(100);
     loop {
         let pubsub = match client.get_async_pubsub().await {
@@ -197,6 +218,19 @@ async fn subscriber(
                 message = stream.next() => {
                     let Some(message) = message else { break };
                     let Ok(text) = message.get_payload::<String>() else { continue };
+                    if message.get_channel_name() == format!("{prefix}:nodes") {
+                        match wire::decode_load(&text) {
+                            Some(load) if load.node == node => {}
+                            Some(load) => {
+                                let handler = handlers.read().expect("bus handler lock").2.clone();
+                                if let Some(handler) = handler {
+                                    handler(load);
+                                }
+                            }
+                            None => tracing::warn!("undecodable node load ignored"),
+                        }
+                        continue;
+                    }
                     if message.get_channel_name().starts_with(&format!("{prefix}:presence:")) {
                         match wire::decode_presence(&text) {
                             Some(snapshot) if snapshot.node == node => {}

@@ -75,6 +75,18 @@ pub fn decode(text: &str) -> Option<(String, BusEvent)> {
     ))
 }
 
+pub fn encode_load(node: &str, load: &crate::NodeLoad) -> String {
+    json!({"node": node, "connections": load.connections}).to_string()
+}
+
+pub fn decode_load(text: &str) -> Option<crate::NodeLoad> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    Some(crate::NodeLoad {
+        node: v["node"].as_str()?.to_owned(),
+        connections: usize::try_from(v["connections"].as_u64()?).ok()?,
+    })
+}
+
 pub fn encode_presence(node: &str, s: &PresenceSnapshot) -> String {
     let members: serde_json::Map<String, Value> = s
         .members

@@ -44,6 +44,17 @@ pub struct RealtimeConfig {
     pub presence_heartbeat: Duration,
     /// Another node silent for this long is dropped from every count and member list.
     pub node_timeout: Duration,
+    /// Shedding of sockets when this node holds well above the cluster's average; `None`: off.
+    pub rebalance: Option<RebalanceConfig>,
+}
+
+/// When and how fast an overloaded node sheds sockets (see `rebalance.rs`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RebalanceConfig {
+    /// Shed when holding more than the average × (1 + threshold), e.g. 0.2.
+    pub threshold: f64,
+    /// At most this many sockets closed per second.
+    pub max_per_second: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -66,6 +77,7 @@ impl Default for RealtimeConfig {
             repair_interval: Duration::from_secs(5),
             presence_heartbeat: Duration::from_secs(3),
             node_timeout: Duration::from_secs(15),
+            rebalance: None,
         }
     }
 }

@@ -6,13 +6,14 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use banter_bus::{Bus, BusEvent, PresenceSnapshot};
+use banter_bus::{Bus, BusEvent, NodeLoad, PresenceSnapshot};
 use banter_core::VideoId;
 use banter_store::Store;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use crate::channel::{Channel, Command};
+use crate::outbox::Control;
 use crate::{Gateway, RealtimeConfig};
 
 #[derive(Clone)]
@@ -24,7 +25,7 @@ pub(crate) struct HubInner {
     channels: Mutex<HashMap<VideoId, ChannelHandle>>,
     next_id: AtomicU64,
     store: Store,
-    bus: Arc<dyn Bus>,
+    pub(crate) bus: Arc<dyn Bus>,
     pub gateway: Arc<dyn Gateway>,
     pub config: Arc<RealtimeConfig>,
     runtime: Handle,
@@ -34,6 +35,10 @@ pub(crate) struct HubInner {
     /// Set once when the node starts draining: new sockets are refused and each open one closes
     /// with 1012 at its turn within the window (see `session::drain_turn`).
     pub draining: tokio::sync::watch::Sender<Option<Drain>>,
+    /// Other nodes' socket counts, for rebalancing.
+    pub(crate) loads: crate::rebalance::Loads,
+    /// Each open socket's close control, by session id (to shed sockets when rebalancing).
+    sessions: Mutex<HashMap<u64, Arc<Control>>>,
 }
 
 /// A drain in progress: sockets close in batches spread over `window` from `started`.
@@ -78,6 +83,8 @@ impl Hub {
             connections: Mutex::new(HashMap::new()),
             shutdown: tokio::sync::watch::Sender::new(false),
             draining: tokio::sync::watch::Sender::new(None),
+            loads: crate::rebalance::Loads::default(),
+            sessions: Mutex::new(HashMap::new()),
         });
         let weak: Weak<HubInner> = Arc::downgrade(&inner);
         bus.set_handler(Arc::new(move |event: BusEvent| {
@@ -85,6 +92,16 @@ impl Hub {
                 inner.route(event);
             }
         }));
+        let weak: Weak<HubInner> = Arc::downgrade(&inner);
+        bus.set_load_handler(Arc::new(move |load: NodeLoad| {
+            if let Some(inner) = weak.upgrade() {
+                inner.loads.record(load);
+            }
+        }));
+        inner.runtime.spawn(crate::rebalance::run(
+            Arc::downgrade(&inner),
+            inner.config.presence_heartbeat,
+        ));
         let weak: Weak<HubInner> = Arc::downgrade(&inner);
         bus.set_presence_handler(Arc::new(move |snapshot: PresenceSnapshot| {
             if let Some(inner) = weak.upgrade() {
@@ -117,12 +134,7 @@ impl Hub {
 
     /// Sockets currently open on this node.
     pub fn connection_count(&self) -> usize {
-        self.inner
-            .connections
-            .lock()
-            .expect("connections lock")
-            .values()
-            .sum()
+        self.inner.connection_count()
     }
 
     /// Channels currently open on this node.
@@ -132,6 +144,36 @@ impl Hub {
 }
 
 impl HubInner {
+    pub fn connection_count(&self) -> usize {
+        self.connections
+            .lock()
+            .expect("connections lock")
+            .values()
+            .sum()
+    }
+
+    pub(crate) fn register_session(&self, id: u64, control: Arc<Control>) {
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .insert(id, control);
+    }
+
+    pub(crate) fn unregister_session(&self, id: u64) {
+        self.sessions.lock().expect("sessions lock").remove(&id);
+    }
+
+    /// Closes up to `n` sockets with 1012 "rebalancing"; returns how many.
+    pub(crate) fn shed(&self, n: usize) -> usize {
+        let sessions = self.sessions.lock().expect("sessions lock");
+        let mut closed = 0;
+        for control in sessions.values().filter(|c| !c.is_closing()).take(n) {
+            control.close(banter_protocol::reasons::close::RESTART, "rebalancing");
+            closed += 1;
+        }
+        closed
+    }
+
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }

@@ -9,6 +9,7 @@
 //! - `outbox.rs`: the bounded per-connection queue and the shared, encode-once broadcast frame.
 //! - `presence.rs`: the per-topic member list and its diffs.
 //! - `metrics.rs`: the Prometheus metric names this crate records, and their descriptions.
+//! - `rebalance.rs`: node-load heartbeats, and shedding sockets above the cluster average.
 //! - `gateway.rs`: what this crate needs from the rest of Banter (auth, access, posting),
 //!   injected by `banter-server` so the REST rules are reused exactly.
 //!
@@ -24,10 +25,11 @@ mod hub;
 pub mod metrics;
 mod outbox;
 mod presence;
+mod rebalance;
 mod session;
 mod socket;
 
-pub use config::RealtimeConfig;
+pub use config::{RealtimeConfig, RebalanceConfig};
 pub use gateway::{Gateway, Refusal, Viewer};
 pub use hub::Hub;
 pub use socket::configure;

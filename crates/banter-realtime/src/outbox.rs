@@ -70,6 +70,11 @@ impl Control {
         self.notify.notify_one();
     }
 
+    /// Whether a close was already asked for.
+    pub fn is_closing(&self) -> bool {
+        self.reason.lock().expect("control lock").is_some()
+    }
+
     pub async fn closed(&self) -> (u16, String) {
         loop {
             if let Some(reason) = self.reason.lock().expect("control lock").clone() {

@@ -91,6 +91,7 @@ pub(crate) async fn run(
     let mut shutdown = session.hub.shutdown.subscribe();
     let mut draining = session.hub.draining.subscribe();
     let session_id = session.hub.next_id();
+    session.hub.register_session(session_id, control.clone());
     let mut last_inbound = Instant::now();
     // A quarter of the timeout (at most 5 s): precise enough for a 60 s timeout, and 10k idle
     // sockets cost 2k timer wake-ups a second instead of 10k.
@@ -139,6 +140,7 @@ pub(crate) async fn run(
         }
     };
     session.leave_all();
+    session.hub.unregister_session(session_id);
     metrics::gauge!(names::CONNECTIONS).decrement(1.0);
     if let End::Close(code, reason) = end {
         tracing::debug!(code, reason, "closing socket");

@@ -98,6 +98,10 @@ pub struct Settings {
     pub ws_repair_interval_secs: u64,
     /// Another node silent this long is dropped from counts and member lists.
     pub presence_node_timeout_secs: u64,
+    /// Shed sockets when this node holds more than the cluster average × (1 + threshold).
+    pub rebalance_enabled: bool,
+    pub rebalance_threshold: f64,
+    pub rebalance_max_per_second: usize,
 }
 
 const DEFAULTS: &str = r#"
@@ -132,6 +136,9 @@ ws_outbox_capacity = 1024
 presence_member_limit = 1000
 ws_repair_interval_secs = 5
 presence_node_timeout_secs = 15
+rebalance_enabled = false
+rebalance_threshold = 0.2
+rebalance_max_per_second = 20
 "#;
 
 /// The non-empty, trimmed items of a comma-separated setting.
@@ -232,6 +239,12 @@ impl Settings {
             presence_heartbeat: Duration::from_secs(self.presence_node_timeout_secs.max(1))
                 .div_f64(5.0)
                 .min(Duration::from_secs(3)),
+            rebalance: self
+                .rebalance_enabled
+                .then_some(banter_realtime::RebalanceConfig {
+                    threshold: self.rebalance_threshold.max(0.0),
+                    max_per_second: self.rebalance_max_per_second.max(1),
+                }),
             ..Default::default()
         }
     }

@@ -1,0 +1,135 @@
+//! Rebalancing after a scale-out. Every realtime node publishes its open-socket count on the
+//! bus at the presence heartbeat; each keeps the others' counts (dropping nodes silent past the
+//! node timeout). A node holding more than the average × (1 + threshold) closes its excess with
+//! 1012 "rebalancing", a few sockets per tick, so clients reconnect through the load balancer,
+//! some of them onto the new pods, and recover with `since_seq`. Off unless configured.
+//!
+//! Kept out: how a socket is closed (the session's `Control`), which node a client lands on
+//! (the load balancer).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use banter_bus::NodeLoad;
+
+use crate::config::RebalanceConfig;
+use crate::hub::HubInner;
+
+/// Sockets closed to rebalance (counter).
+pub const REBALANCED: &str = "banter_ws_rebalanced_total";
+
+/// The other nodes' last reported loads.
+#[derive(Default)]
+pub(crate) struct Loads {
+    others: Mutex<HashMap<String, (usize, Instant)>>,
+}
+
+impl Loads {
+    pub fn record(&self, load: NodeLoad) {
+        self.others
+            .lock()
+            .expect("loads lock")
+            .insert(load.node, (load.connections, Instant::now()));
+    }
+
+    /// Loads of nodes heard from within `timeout`; older ones are forgotten.
+    pub fn live(&self, timeout: Duration) -> Vec<usize> {
+        let mut others = self.others.lock().expect("loads lock");
+        others.retain(|_, (_, at)| at.elapsed() < timeout);
+        others.values().map(|(n, _)| *n).collect()
+    }
+}
+
+/// How many sockets to close this tick: none unless `own` exceeds the average (over this node
+/// and `others`) by more than the threshold; then the excess over the average, at most `max`.
+pub(crate) fn to_shed(own: usize, others: &[usize], config: RebalanceConfig, max: usize) -> usize {
+    if others.is_empty() {
+        return 0;
+    }
+    let total = own + others.iter().sum::<usize>();
+    let average = total as f64 / (others.len() + 1) as f64;
+    if (own as f64) <= average * (1.0 + config.threshold) {
+        return 0;
+    }
+    (own - average.ceil() as usize).min(max)
+}
+
+/// Publishes this node's load every heartbeat and, when enabled, sheds its excess.
+pub(crate) async fn run(hub: Weak<HubInner>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        let own = hub.connection_count();
+        hub.bus.publish_load(NodeLoad {
+            node: String::new(),
+            connections: own,
+        });
+        let Some(config) = hub.config.rebalance else {
+            continue;
+        };
+        if hub.draining.borrow().is_some() {
+            continue;
+        }
+        let per_tick = ((config.max_per_second as f64) * interval.as_secs_f64()).ceil() as usize;
+        let shed = to_shed(
+            own,
+            &hub.loads.live(hub.config.node_timeout),
+            config,
+            per_tick.max(1),
+        );
+        if shed > 0 {
+            tracing::info!(
+                own,
+                shed,
+                "rebalancing: closing sockets above the cluster average"
+            );
+            let closed = hub.shed(shed);
+            metrics::counter!(REBALANCED).increment(closed as u64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: RebalanceConfig = RebalanceConfig {
+        threshold: 0.2,
+        max_per_second: 10,
+    };
+
+    #[test]
+    fn a_node_well_above_the_average_sheds_its_excess_gradually() {
+        // 100 here, a new empty pod: average 50, shed 50 but at most 10 per tick.
+        assert_eq!(to_shed(100, &[0], CONFIG, 10), 10);
+        assert_eq!(to_shed(100, &[0], CONFIG, 100), 50);
+        // Three nodes at 90, 60, 30: average 60; 90 > 72, shed 30.
+        assert_eq!(to_shed(90, &[60, 30], CONFIG, 100), 30);
+    }
+
+    #[test]
+    fn within_the_threshold_or_alone_nothing_is_shed() {
+        assert_eq!(to_shed(55, &[45], CONFIG, 100), 0, "55 ≤ 50 × 1.2");
+        assert_eq!(
+            to_shed(1000, &[], CONFIG, 100),
+            0,
+            "a single node has no one to give to"
+        );
+        assert_eq!(to_shed(0, &[0], CONFIG, 100), 0);
+    }
+
+    #[test]
+    fn silent_nodes_are_forgotten() {
+        let loads = Loads::default();
+        loads.record(NodeLoad {
+            node: "a".into(),
+            connections: 5,
+        });
+        assert_eq!(loads.live(Duration::from_secs(10)), vec![5]);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(loads.live(Duration::from_millis(10)).is_empty());
+    }
+}
