@@ -189,6 +189,35 @@ try {
   if ((await b.evaluate(() => window.xss)) !== undefined) fail("comment script ran");
   await shot(b, "05-html-as-text-desktop");
 
+  step("a comment that is too long is refused in words and kept in the box");
+  await post(a, "x".repeat(2001));
+  await a.waitForFunction(() => /2000/.test(document.querySelector("#post-error").textContent), null, {
+    timeout: 5000,
+  });
+  if ((await a.inputValue("#post-body")).length !== 2001) fail("the refused comment was not kept for editing");
+  if (await a.locator("#comments li.pending").count()) fail("a refused comment stayed in the list");
+  await a.fill("#post-body", "");
+
+  step("an edit and a deletion by another viewer update the list live");
+  const edited = await b.evaluate(async () => {
+    const auth = JSON.parse(localStorage.getItem("banter.auth"));
+    const li = [...document.querySelectorAll("#comments li[data-id]")].find(
+      (l) => l.querySelector(".body").textContent === "while you were away 1",
+    );
+    const headers = { authorization: `Bearer ${auth.access}`, "content-type": "application/json" };
+    const id = li.dataset.id;
+    const patch = await fetch(`/api/comments/${id}`, { method: "PATCH", headers, body: JSON.stringify({ body: "edited while you watched" }) });
+    const other = [...document.querySelectorAll("#comments li[data-id]")].find(
+      (l) => l.querySelector(".body").textContent === "while you were away 2",
+    );
+    const del = await fetch(`/api/comments/${other.dataset.id}`, { method: "DELETE", headers });
+    return [patch.status, del.status];
+  });
+  if (edited[0] !== 200 || edited[1] >= 300) fail(`edit/delete over REST failed: ${edited}`);
+  await waitForBody(a, "edited while you watched");
+  await waitForBody(a, "This comment was deleted.");
+  await shot(a, "05b-edited-and-deleted-phone");
+
   step("the access token is refreshed before it expires and the socket reconnects with it");
   await a.waitForFunction(() => true);
   const deadline = Date.now() + 20000;

@@ -307,15 +307,14 @@ function post(event) {
       pending.remove();
       insert(comment);
     })
+    // Not posted: the text goes back into the box, with the reason beneath it.
     .receive("error", ({ reason, message }) => {
-      pending.classList.add("failed");
-      pending.querySelector(".meta").textContent = "not posted";
+      pending.remove();
       postError.textContent = postRefusal(reason, message);
       textarea.value = body;
     })
     .receive("timeout", () => {
-      pending.classList.add("failed");
-      pending.querySelector(".meta").textContent = "not posted";
+      pending.remove();
       postError.textContent = "No answer from the server. Check your connection and try again.";
       textarea.value = body;
     });
