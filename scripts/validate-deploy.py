@@ -231,6 +231,10 @@ def check_dockerfile():
         fail("Dockerfile: does not switch to a non-root user")
     if "-p banter-server" not in text or "COPY --from=build /out/banter " not in text:
         fail("Dockerfile: does not build and ship exactly the banter binary")
+    ignored = (ROOT / ".dockerignore").read_text().split() if (ROOT / ".dockerignore").exists() else []
+    for heavy in ("target/", "tests/js/node_modules/"):
+        if heavy not in ignored:
+            fail(f".dockerignore: {heavy} would be sent to the Docker build context")
     print(f"deploy/Dockerfile: {len(stages)} stages, non-root, banter binary only")
 
 
