@@ -706,3 +706,54 @@ async fn a_slow_consumer_is_closed_and_the_rest_of_the_topic_is_unaffected() {
     };
     assert_eq!(closed, Some((1008, "slow consumer".to_owned())));
 }
+
+fn reads(app: &TestApp) -> u64 {
+    let s = app.store.replica().stats();
+    s.primary + s.replica
+}
+
+/// A burst of joins of a public video reads its visibility once, not once per viewer; a video
+/// made private refuses new anonymous joins once the short cache has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_of_a_public_video_read_its_visibility_once() {
+    let app = TestApp::spawn(TestBackend::Sqlite).await;
+    let owner = app.register("owner").await;
+    let res = app
+        .post_json(
+            "/api/videos",
+            Some(&owner.access_token),
+            &json!({"id": "burst"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let mut first = socket(&app, None).await;
+    assert_eq!(
+        first.join("comments:burst", json!({})).await[4]["status"],
+        "ok"
+    );
+    let before = reads(&app);
+    let mut others = Vec::new();
+    for _ in 0..5 {
+        let mut ws = socket(&app, None).await;
+        assert_eq!(
+            ws.join("comments:burst", json!({})).await[4]["status"],
+            "ok"
+        );
+        others.push(ws);
+    }
+    assert_eq!(reads(&app) - before, 0, "five more joins, no database read");
+
+    let res = app
+        .send_json(
+            reqwest::Method::PATCH,
+            "/api/videos/burst",
+            Some(&owner.access_token),
+            &json!({"visibility": "private"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let mut late = socket(&app, None).await;
+    let refused = late.join("comments:burst", json!({})).await;
+    assert_eq!(refused[4]["status"], "error", "{refused}");
+}

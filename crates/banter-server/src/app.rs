@@ -122,6 +122,9 @@ impl Application {
         let hub = settings.role.serves_realtime().then(|| {
             let gateway = Arc::new(ApiGateway {
                 state: api.clone().into_inner(),
+                public: Arc::new(crate::public_videos::PublicVideos::new(
+                    std::time::Duration::from_millis(settings.ws_public_video_cache_ms),
+                )),
             });
             web::Data::new(Hub::new(
                 store.clone(),

@@ -10,10 +10,14 @@ use banter_bus::{Bus, BusEvent, ChangeKind};
 use banter_core::{Comment, CommentBody, User, VideoId};
 use banter_protocol::reasons;
 use banter_realtime::{Gateway, Refusal, Viewer};
+
+use crate::public_videos::PublicVideos;
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 pub struct ApiGateway {
     pub state: Arc<ApiState>,
+    /// Skips the visibility read for videos known to be public (see `public_videos`).
+    pub public: Arc<PublicVideos>,
 }
 
 fn refusal(err: ApiError) -> Refusal {
@@ -42,13 +46,23 @@ impl Gateway for ApiGateway {
         viewer: Option<User>,
         video: VideoId,
     ) -> BoxFuture<'static, Result<(), Refusal>> {
+        if self.public.is_public(&video) {
+            return Box::pin(std::future::ready(Ok(())));
+        }
         let state = self.state.clone();
+        let public = self.public.clone();
         Box::pin(async move {
             let reads = state.store.replica();
             let found = reads
                 .get_video(&video)
                 .await
                 .map_err(|e| refusal(e.into()))?;
+            if found
+                .as_ref()
+                .is_none_or(|v| v.visibility == banter_core::Visibility::Public)
+            {
+                public.remember(video.clone());
+            }
             match banter_api::check_view(reads, found.as_ref(), viewer.as_ref())
                 .await
                 .map_err(refusal)?

@@ -7,6 +7,7 @@ mod app;
 mod gateway;
 mod health;
 pub mod metrics;
+mod public_videos;
 pub mod settings;
 pub mod telemetry;
 

@@ -85,6 +85,8 @@ pub struct Settings {
     pub web_demo_videos: String,
     /// Viewers without a token may open sockets and watch.
     pub ws_allow_anonymous: bool,
+    /// How long a video seen to be public is trusted for joins without a database read.
+    pub ws_public_video_cache_ms: u64,
     /// Comma-separated origins allowed to open sockets, or `*`; empty means same origin only.
     pub ws_allowed_origins: String,
     pub ws_max_connections_per_ip: usize,
@@ -126,6 +128,7 @@ rate_comment_burst = 10
 web_enabled = true
 web_demo_videos = "intro,launch-party,ask-me-anything"
 ws_allow_anonymous = true
+ws_public_video_cache_ms = 2000
 ws_allowed_origins = ""
 ws_max_connections_per_ip = 10000
 ws_max_channels_per_socket = 100
