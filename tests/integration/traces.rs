@@ -87,6 +87,12 @@ async fn a_comment_is_one_trace_from_the_request_across_redis_to_delivery() {
             "{service} did not export {name} in the trace; got {in_trace:#?}"
         );
     }
+    // The request's other primary queries (the token's user and device) have spans too.
+    let db_spans = in_trace
+        .iter()
+        .filter(|s| s.service == "banter-a" && s.name.starts_with("db."))
+        .count();
+    assert!(db_spans >= 2, "{in_trace:#?}");
     let publish = in_trace.iter().find(|s| s.name == "bus.publish").unwrap();
     let receive = in_trace.iter().find(|s| s.name == "bus.receive").unwrap();
     assert_eq!(

@@ -143,6 +143,7 @@ impl PrimaryPool {
             .ok_or_else(|| anyhow::anyhow!("a committed comment was not found").into())
     }
 
+    #[tracing::instrument(name = "db.get_comment", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn get_comment(&self, id: CommentId) -> Result<Option<Comment>, StoreError> {
         get_comment(self.pool(), id)
             .await?
@@ -151,6 +152,7 @@ impl PrimaryPool {
     }
 
     /// Replaces the body of a live comment; `None` if it does not exist or is deleted.
+    #[tracing::instrument(name = "db.update_comment", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn update_comment(
         &self,
         id: CommentId,
@@ -173,6 +175,7 @@ impl PrimaryPool {
 
     /// Soft-deletes a comment: the body is erased, the `seq` stays taken. `None` if it does not
     /// exist or is already deleted.
+    #[tracing::instrument(name = "db.delete_comment", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn delete_comment(&self, id: CommentId) -> Result<Option<Comment>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let changed = on_pool!(self.pool(), |p| {
@@ -193,6 +196,7 @@ impl PrimaryPool {
 
     /// Like [`ReadPool::list_comments`], on the primary (for recovery that must not miss a
     /// comment that was just committed).
+    #[tracing::instrument(name = "db.list_comments", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn list_comments(
         &self,
         video: &VideoId,

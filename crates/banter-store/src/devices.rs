@@ -46,6 +46,7 @@ struct PrincipalRow {
 impl PrimaryPool {
     /// Records a sign-in from `device_id`: creates the device or refreshes its info and
     /// `last_seen_at`, and (re)activates it.
+    #[tracing::instrument(name = "db.upsert_device", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn upsert_device(
         &self,
         user_id: UserId,
@@ -72,6 +73,7 @@ impl PrimaryPool {
     }
 
     /// The user's devices, most recently seen first.
+    #[tracing::instrument(name = "db.list_devices", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn list_devices(&self, user_id: UserId) -> Result<Vec<Device>, StoreError> {
         const SQL: &str = "SELECT user_id, device_id, device_info, created_at, last_seen_at, is_active \
              FROM user_devices WHERE user_id = $1 ORDER BY last_seen_at DESC, device_id";
@@ -86,6 +88,7 @@ impl PrimaryPool {
 
     /// Signs a device out: marks it inactive and revokes all of its refresh tokens, in one
     /// transaction. `false` if the user has no such device.
+    #[tracing::instrument(name = "db.revoke_device", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn revoke_device(
         &self,
         user_id: UserId,
@@ -120,6 +123,7 @@ impl PrimaryPool {
 
     /// The user behind an access token, if the account is active and the device has not been
     /// revoked. Read on the primary so a deactivation or revocation takes effect at once.
+    #[tracing::instrument(name = "db.active_principal", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn active_principal(
         &self,
         user_id: UserId,

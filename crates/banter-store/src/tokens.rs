@@ -43,6 +43,7 @@ struct TokenRow {
 }
 
 impl PrimaryPool {
+    #[tracing::instrument(name = "db.insert_refresh_token", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn insert_refresh_token(
         &self,
         token: NewRefreshToken<'_>,
@@ -68,6 +69,7 @@ impl PrimaryPool {
 
     /// Spends the token with hash `old_hash` and stores `new_hash` in its family, atomically.
     /// Of two concurrent rotations of one token exactly one succeeds; the other sees reuse.
+    #[tracing::instrument(name = "db.rotate_refresh_token", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -141,6 +143,7 @@ impl PrimaryPool {
     }
 
     /// Revokes the family of the token with this hash (logout). `false` if no such token.
+    #[tracing::instrument(name = "db.revoke_token_family", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn revoke_token_family(&self, token_hash: &str) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id = \
              (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)";

@@ -60,6 +60,7 @@ pub struct ProfileChanges {
 }
 
 impl PrimaryPool {
+    #[tracing::instrument(name = "db.create_user", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
         let now = OffsetDateTime::now_utc();
         let id = UserId::generate().as_uuid();
@@ -80,6 +81,7 @@ impl PrimaryPool {
         row.try_into()
     }
 
+    #[tracing::instrument(name = "db.get_user", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         get_user(self.pool(), id)
             .await?
@@ -88,6 +90,7 @@ impl PrimaryPool {
     }
 
     /// The user and password hash for a login name, which may be an email or a username.
+    #[tracing::instrument(name = "db.find_credentials", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn find_credentials(
         &self,
         login: &str,
@@ -104,6 +107,7 @@ impl PrimaryPool {
             .transpose()
     }
 
+    #[tracing::instrument(name = "db.password_hash", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {
         Ok(on_pool!(self.pool(), |p| {
             sqlx::query_scalar::<_, String>("SELECT password_hash FROM users WHERE id = $1")
@@ -113,6 +117,7 @@ impl PrimaryPool {
         })?)
     }
 
+    #[tracing::instrument(name = "db.record_login", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), StoreError> {
         on_pool!(self.pool(), |p| {
             sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1")
@@ -126,6 +131,7 @@ impl PrimaryPool {
     }
 
     /// Applies `changes`; `None` if the user does not exist.
+    #[tracing::instrument(name = "db.update_profile", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn update_profile(
         &self,
         id: UserId,
@@ -148,6 +154,7 @@ impl PrimaryPool {
     }
 
     /// An admin's change of role and/or active flag; `None` if the user does not exist.
+    #[tracing::instrument(name = "db.update_standing", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn update_standing(
         &self,
         id: UserId,

@@ -59,6 +59,7 @@ async fn is_member(pool: &Pool, video: &VideoId, user: UserId) -> Result<bool, s
 impl PrimaryPool {
     /// Registers a video with an owner and visibility. Conflict if it exists already (a video
     /// is also created, public and ownerless, by its first comment).
+    #[tracing::instrument(name = "db.create_video", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn create_video(
         &self,
         id: &VideoId,
@@ -79,6 +80,7 @@ impl PrimaryPool {
         row.try_into()
     }
 
+    #[tracing::instrument(name = "db.get_video", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn get_video(&self, id: &VideoId) -> Result<Option<Video>, StoreError> {
         get_video(self.pool(), id)
             .await?
@@ -86,6 +88,7 @@ impl PrimaryPool {
             .transpose()
     }
 
+    #[tracing::instrument(name = "db.set_visibility", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn set_visibility(
         &self,
         id: &VideoId,
@@ -103,6 +106,7 @@ impl PrimaryPool {
     }
 
     /// Adds (`true`) or removes (`false`) a member of a members-only video.
+    #[tracing::instrument(name = "db.set_member", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn set_member(
         &self,
         video: &VideoId,
@@ -125,6 +129,7 @@ impl PrimaryPool {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.is_member", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn is_member(&self, video: &VideoId, user: UserId) -> Result<bool, StoreError> {
         Ok(is_member(self.pool(), video, user).await?)
     }
