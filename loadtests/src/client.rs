@@ -494,20 +494,6 @@ impl Client {
         if ok {
             recorder.counters.acked.fetch_add(1, Relaxed);
             recorder.record(Metric::Ack, unix_micros().saturating_sub(intended_us));
-            #[derive(serde::Deserialize)]
-            struct Ack {
-                comment: Seq,
-            }
-            #[derive(serde::Deserialize)]
-            struct Seq {
-                seq: i64,
-            }
-            if let Ok(a) = serde_json::from_str::<Ack>(response) {
-                recorder
-                    .counters
-                    .max_acked_seq
-                    .fetch_max(a.comment.seq, Relaxed);
-            }
         } else {
             recorder.counters.post_errors.fetch_add(1, Relaxed);
             let reason = serde_json::from_str::<&serde_json::value::RawValue>(response)
@@ -542,11 +528,8 @@ impl Client {
                 Ok(response) if response.status().is_success() => {
                     recorder.counters.acked.fetch_add(1, Relaxed);
                     recorder.record(Metric::Ack, unix_micros().saturating_sub(intended_us));
-                    if let Ok(v) = response.json::<serde_json::Value>().await
-                        && let Some(seq) = v["seq"].as_i64()
-                    {
-                        recorder.counters.max_acked_seq.fetch_max(seq, Relaxed);
-                    }
+                    // Read the body so the connection can be reused.
+                    let _ = response.bytes().await;
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();

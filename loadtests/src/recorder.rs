@@ -80,7 +80,6 @@ pub struct Counters {
     pub storm_dropped: AtomicU64,
     pub storm_rejoined: AtomicU64,
     pub storm_recovered: AtomicU64,
-    pub max_acked_seq: AtomicI64,
 }
 
 #[derive(Default)]

@@ -269,8 +269,6 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 /// Merges the reports of several generators that ran one scenario at the same time:
 /// counts add, histograms merge exactly, seconds line up by Unix time.
 pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
-    let mut iter = reports.into_iter();
-    let mut out = iter.next().context("nothing to merge")?;
     let started = |r: &Report| {
         r.generators
             .iter()
@@ -278,7 +276,25 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
             .min()
             .unwrap_or(0)
     };
-    let mut base = started(&out);
+    // Times in the merged report count from the earliest generator's start.
+    let base = reports
+        .iter()
+        .map(started)
+        .min()
+        .context("nothing to merge")?;
+    let mut iter = reports.into_iter();
+    let mut out = iter.next().expect("not empty");
+    let offset = (started(&out) - base) as f64;
+    let p = &mut out.phases;
+    for t in [
+        &mut p.ramp_end,
+        &mut p.publish_from,
+        &mut p.publish_until,
+        &mut p.end,
+    ] {
+        *t += offset;
+    }
+    p.storm_at = p.storm_at.map(|t| t + offset);
     let mut series: BTreeMap<u64, Interval> = BTreeMap::new();
     let mut add_series = |r: &Report| {
         for i in &r.series {
@@ -306,10 +322,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
                 r.scenario.name
             );
         }
-        let shift = started(&r) as f64 - base as f64;
-        if shift < 0.0 {
-            base = started(&r);
-        }
+        let shift = (started(&r) - base) as f64;
         add_series(&r);
         out.scenario.connections += r.scenario.connections;
         out.generators.extend(r.generators);
@@ -348,7 +361,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
             out.histograms.entry(k.clone()).or_default().add(h);
         }
         // Phases stay the first generator's; widen the end to cover everyone.
-        out.phases.end = out.phases.end.max(r.phases.end + shift.max(0.0));
+        out.phases.end = out.phases.end.max(r.phases.end + shift);
         out.watched.extend(r.watched);
     }
     out.series = series

@@ -167,13 +167,9 @@ async fn the_binary_exits_cleanly_on_sigterm() {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+    banter_load::proc_watch::usage(&pid.to_string())
         .unwrap()
+        .rss_kib
 }
 
 /// Argon2's 19 MiB working memory is given back after each hash (see
