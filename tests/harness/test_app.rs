@@ -178,6 +178,68 @@ impl TestApp {
         .await
     }
 
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("DELETE failed")
+    }
+
+    /// Registers video `id` owned by `owner` with `visibility`; asserts 201.
+    pub async fn create_video(&self, owner: &Session, id: &str, visibility: &str) {
+        let res = self
+            .post_json(
+                "/api/videos",
+                Some(&owner.access_token),
+                &json!({"id": id, "visibility": visibility}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED, "create video {id}");
+    }
+
+    /// Adds (`true`) or removes `user` as a member of `video` as `owner`; asserts 204.
+    pub async fn set_member(&self, owner: &Session, video: &str, user: &Session, member: bool) {
+        let path = format!("/api/videos/{video}/members/{}", user.user_id);
+        let res = if member {
+            self.send_json(
+                reqwest::Method::PUT,
+                &path,
+                Some(&owner.access_token),
+                &json!({}),
+            )
+            .await
+        } else {
+            self.delete(&path, &owner.access_token).await
+        };
+        assert_eq!(
+            res.status(),
+            StatusCode::NO_CONTENT,
+            "membership of {video}"
+        );
+    }
+
+    /// `POST /api/auth/refresh` with this refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/api/auth/refresh",
+            None,
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// `POST /api/auth/logout` with this refresh token.
+    pub async fn logout(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/api/auth/logout",
+            None,
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
     pub async fn post_comment(&self, token: &str, video: &str, body: &str) -> Response {
         self.post_json(
             &format!("/api/videos/{video}/comments"),

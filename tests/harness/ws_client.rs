@@ -47,6 +47,15 @@ impl WsClient {
         Self::connect_with(http_address, query, &[]).await
     }
 
+    /// Connects with `vsn=2.0.0` and, when given, an access token.
+    pub async fn connect_as(http_address: &str, token: Option<&str>) -> WsClient {
+        let query = match token {
+            Some(t) => format!("vsn=2.0.0&token={t}"),
+            None => "vsn=2.0.0".to_owned(),
+        };
+        Self::connect(http_address, &query).await.expect("connect")
+    }
+
     pub async fn connect_with(
         http_address: &str,
         query: &str,

@@ -76,7 +76,12 @@ async fn reusing_a_refresh_token_signs_the_device_out(app: TestApp) {
     };
     let first = refresh(alice.refresh_token.clone()).await;
     assert_eq!(first.status(), StatusCode::OK);
-    let legit = session_from(first.json().await.unwrap());
+    let second = session_from(first.json().await.unwrap());
+    // The legitimate holder refreshes again: the first token's successor is spent, so the
+    // grace window for two tabs no longer covers the first token.
+    let again = refresh(second.refresh_token.clone()).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let legit = session_from(again.json().await.unwrap());
     // An attacker replays the old token: refused, and the family is revoked...
     assert_error(
         refresh(alice.refresh_token.clone()).await,
@@ -84,11 +89,17 @@ async fn reusing_a_refresh_token_signs_the_device_out(app: TestApp) {
         "refresh_token_reused",
     )
     .await;
-    // ...so the legitimate holder's newer token is dead too.
+    // ...so the legitimate holder's newer token is dead too, as is its access token.
     assert_error(
         refresh(legit.refresh_token).await,
         StatusCode::UNAUTHORIZED,
-        "refresh_token_reused",
+        "session_ended",
+    )
+    .await;
+    assert_error(
+        app.get("/api/me", Some(&legit.access_token)).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
     )
     .await;
     assert_error(
@@ -188,6 +199,12 @@ async fn registration_is_validated_and_conflicts_are_409(app: TestApp) {
     );
 }
 
+/// The (unverified) claims of a JWT.
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
 fn forge(claims: Value, secret: &str, alg: Algorithm) -> String {
     jsonwebtoken::encode(
         &Header::new(alg),
@@ -201,7 +218,8 @@ both_backends!(bad_tokens_are_refused);
 async fn bad_tokens_are_refused(app: TestApp) {
     let alice = app.register("alice").await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = |exp: i64| json!({"sub": alice.user_id, "did": alice.device_id, "iat": now, "exp": exp, "iss": "banter"});
+    let sid = claims_of(&alice.access_token)["sid"].clone();
+    let claims = |exp: i64| json!({"sub": alice.user_id, "did": alice.device_id, "sid": sid, "iat": now, "exp": exp, "iss": "banter"});
 
     let expired = forge(claims(now - 3600), JWT_SECRET, Algorithm::HS256);
     assert_error(
@@ -276,7 +294,7 @@ async fn bad_tokens_are_refused(app: TestApp) {
 
     // A correctly signed token for a device that never signed in is refused too.
     let other_device = forge(
-        json!({"sub": alice.user_id, "did": "never-seen", "iat": now, "exp": now + 600, "iss": "banter"}),
+        json!({"sub": alice.user_id, "did": "never-seen", "sid": sid, "iat": now, "exp": now + 600, "iss": "banter"}),
         JWT_SECRET,
         Algorithm::HS256,
     );

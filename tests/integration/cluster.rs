@@ -466,3 +466,77 @@ async fn an_overloaded_node_sheds_sockets_until_the_cluster_is_even() {
     let (on_b, moves) = settle("false").await;
     assert_eq!((on_b, moves), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_taken_away_on_one_node_ends_it_on_the_others_at_once() {
+    let db = PgCluster::shared().create_database().await;
+    let redis = RedisServer::start();
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let a = node(&db, &redis, &prefix, "api", "3600").await;
+    let b = node(&db, &redis, &prefix, "realtime", "3600").await;
+    for n in [&a, &b] {
+        wait_ready(n).await;
+    }
+    let owner = a.register("owner").await;
+    let bob = a.register("bob").await;
+    let carol = a.register("carol").await;
+    a.create_video(&owner, "club", "members").await;
+    a.create_video(&owner, "show", "public").await;
+    a.set_member(&owner, "club", &bob, true).await;
+    let on_b = |token: Option<String>, topic: &'static str| {
+        let address = b.address.clone();
+        async move {
+            let mut ws = WsClient::connect_as(&address, token.as_deref()).await;
+            assert_eq!(ws.join(topic, json!({})).await[4]["status"], "ok");
+            ws
+        }
+    };
+    let mut bob_ws = on_b(Some(bob.access_token.clone()), "comments:club").await;
+    let mut carol_ws = on_b(Some(carol.access_token.clone()), "comments:show").await;
+    // B has now seen `show` as public, and may cache that.
+    let mut anon_ws = on_b(None, "comments:show").await;
+    let within = std::time::Duration::from_secs(2);
+
+    // A membership removed through node A closes the topic on node B.
+    a.set_member(&owner, "club", &bob, false).await;
+    let closed = tokio::time::timeout(within, bob_ws.until_event("comments:club", "phx_close"))
+        .await
+        .expect("bob lost the topic on the other node within 2 s");
+    assert_eq!(closed[4]["reason"], "private video");
+
+    // A video made private through A: B forgets it was public and closes it to the anonymous.
+    let res = a
+        .send_json(
+            reqwest::Method::PATCH,
+            "/api/videos/show",
+            Some(&owner.access_token),
+            &json!({"visibility": "members"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let closed = tokio::time::timeout(within, anon_ws.until_event("comments:show", "phx_close"))
+        .await
+        .expect("the anonymous viewer lost the topic within 2 s");
+    assert_eq!(closed[4]["reason"], "unauthorized");
+    let closed = tokio::time::timeout(within, carol_ws.until_event("comments:show", "phx_close"))
+        .await
+        .expect("carol lost the topic within 2 s");
+    assert_eq!(closed[4]["reason"], "private video");
+
+    // An account deactivated through A closes its socket on B.
+    a.set_role("owner", banter_core::Role::Admin).await;
+    let res = a
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/api/admin/users/{}", bob.user_id),
+            Some(&owner.access_token),
+            &json!({"is_active": false}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let (code, reason) = tokio::time::timeout(within, bob_ws.closed())
+        .await
+        .expect("bob's socket closed within 2 s")
+        .expect("with a close frame");
+    assert_eq!(code, 4001, "{reason}");
+}

@@ -1,6 +1,7 @@
 //! All workspace integration tests, compiled into one binary that shares one PostgreSQL
 //! cluster (see the `banter-tests` harness). Each module names what it covers.
 
+mod access_recheck;
 mod api_auth;
 mod api_comments;
 mod api_users;
@@ -13,6 +14,7 @@ mod metrics;
 mod realtime;
 mod replicas;
 mod server;
+mod sign_in_hardening;
 mod store_contract;
 mod traces;
 

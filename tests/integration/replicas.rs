@@ -182,3 +182,56 @@ async fn the_shared_replica_serves_reads_for_a_normal_app() {
     // Reaching here means listings were answered by the replica without a fallback.
     assert!(app.store.replica().stats().replica > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_is_decided_on_the_primary_while_the_replica_lags() {
+    let cluster = PgCluster::start();
+    let app = app_on(
+        &cluster,
+        &[("BANTER_DATABASE_MAX_REPLICA_LAG_MS", "600000")],
+    )
+    .await;
+    let db = app.database.clone().unwrap();
+    let owner = app.register("owner").await;
+    let member = app.register("member").await;
+    app.create_video(&owner, "show", "members").await;
+    app.set_member(&owner, "show", &member, true).await;
+    app.post_comment(&owner.access_token, "show", "hello").await;
+    wait_for_healthy_replica(&app).await;
+    let listing = |token: Option<String>| {
+        let app = &app;
+        async move {
+            app.get("/api/videos/show/comments", token.as_deref())
+                .await
+                .status()
+        }
+    };
+    assert_eq!(
+        listing(Some(member.access_token.clone())).await,
+        StatusCode::OK
+    );
+
+    // Freeze the replica, then take the member out and make the video private: the replica
+    // still says "member of a members-only video", the primary does not.
+    cluster
+        .on_replica(&db, "SELECT pg_wal_replay_pause()")
+        .await;
+    app.set_member(&owner, "show", &member, false).await;
+    assert_eq!(
+        listing(Some(member.access_token.clone())).await,
+        StatusCode::FORBIDDEN
+    );
+    let res = app
+        .get("/api/videos/show", Some(&member.access_token))
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(listing(None).await, StatusCode::UNAUTHORIZED);
+    // The owner still reads, and the listing itself may come from the frozen replica.
+    assert_eq!(
+        listing(Some(owner.access_token.clone())).await,
+        StatusCode::OK
+    );
+    cluster
+        .on_replica(&db, "SELECT pg_wal_replay_resume()")
+        .await;
+}

@@ -247,6 +247,8 @@ async fn text_round_trips_byte_for_byte(app: TestApp) {
     }
 }
 
+const NO_GRACE: std::time::Duration = std::time::Duration::ZERO;
+
 both_backends!(refresh_token_reuse_revokes_the_family);
 async fn refresh_token_reuse_revokes_the_family(app: TestApp) {
     let store = &app.store;
@@ -254,7 +256,7 @@ async fn refresh_token_reuse_revokes_the_family(app: TestApp) {
     let device = DeviceId::parse("d1").unwrap();
     let expires = OffsetDateTime::now_utc() + time::Duration::hours(1);
     let primary = store.primary();
-    primary
+    let family = primary
         .insert_refresh_token(NewRefreshToken {
             token_hash: "h1",
             user_id: owner,
@@ -264,31 +266,36 @@ async fn refresh_token_reuse_revokes_the_family(app: TestApp) {
         })
         .await
         .unwrap();
-    assert!(matches!(
-        primary
-            .rotate_refresh_token("h1", "h2", expires)
-            .await
-            .unwrap(),
-        RotateOutcome::Rotated { .. }
-    ));
     assert_eq!(
         primary
-            .rotate_refresh_token("h1", "h3", expires)
+            .rotate_refresh_token("h1", "h2", expires, NO_GRACE)
             .await
             .unwrap(),
-        RotateOutcome::Reused
-    );
-    // The reuse revoked h2 as well: the thief's and the owner's tokens are both dead.
-    assert_eq!(
-        primary
-            .rotate_refresh_token("h2", "h4", expires)
-            .await
-            .unwrap(),
-        RotateOutcome::Reused
+        RotateOutcome::Rotated {
+            user_id: owner,
+            device_id: "d1".into(),
+            family_id: family
+        }
     );
     assert_eq!(
         primary
-            .rotate_refresh_token("nope", "h5", expires)
+            .rotate_refresh_token("h1", "h3", expires, NO_GRACE)
+            .await
+            .unwrap(),
+        RotateOutcome::Reused { user_id: owner }
+    );
+    // The reuse revoked h2 as well: the thief's and the owner's tokens are both dead, and
+    // presenting them now says the session ended (not another reuse).
+    assert_eq!(
+        primary
+            .rotate_refresh_token("h2", "h4", expires, NO_GRACE)
+            .await
+            .unwrap(),
+        RotateOutcome::Revoked
+    );
+    assert_eq!(
+        primary
+            .rotate_refresh_token("nope", "h5", expires, NO_GRACE)
             .await
             .unwrap(),
         RotateOutcome::Unknown
@@ -306,10 +313,58 @@ async fn refresh_token_reuse_revokes_the_family(app: TestApp) {
         .unwrap();
     assert_eq!(
         primary
-            .rotate_refresh_token("old", "h6", expires)
+            .rotate_refresh_token("old", "h6", expires, NO_GRACE)
             .await
             .unwrap(),
         RotateOutcome::Expired
+    );
+}
+
+both_backends!(a_just_rotated_token_gets_its_successor_again_within_the_grace_window);
+async fn a_just_rotated_token_gets_its_successor_again_within_the_grace_window(app: TestApp) {
+    let store = &app.store;
+    let owner = user(store, "twotabs").await;
+    let device = DeviceId::parse("d1").unwrap();
+    let expires = OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let grace = std::time::Duration::from_secs(10);
+    let primary = store.primary();
+    primary
+        .insert_refresh_token(NewRefreshToken {
+            token_hash: "t1",
+            user_id: owner,
+            device_id: &device,
+            family_id: None,
+            expires_at: expires,
+        })
+        .await
+        .unwrap();
+    let first = primary
+        .rotate_refresh_token("t1", "t2", expires, grace)
+        .await
+        .unwrap();
+    assert!(matches!(first, RotateOutcome::Rotated { .. }));
+    // The second tab presents t1 too, naming the same successor: it gets t2 again.
+    assert_eq!(
+        primary
+            .rotate_refresh_token("t1", "t2", expires, grace)
+            .await
+            .unwrap(),
+        first
+    );
+    // Once t2 itself has been used, t1 is plain reuse again.
+    assert!(matches!(
+        primary
+            .rotate_refresh_token("t2", "t3", expires, grace)
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated { .. }
+    ));
+    assert_eq!(
+        primary
+            .rotate_refresh_token("t1", "t2", expires, grace)
+            .await
+            .unwrap(),
+        RotateOutcome::Reused { user_id: owner }
     );
 }
 
@@ -319,47 +374,82 @@ async fn a_revoked_device_is_no_longer_a_principal(app: TestApp) {
     let owner = user(store, "devices").await;
     let device = DeviceId::parse("phone").unwrap();
     let now = OffsetDateTime::now_utc();
+    let expires = now + time::Duration::hours(1);
     let primary = store.primary();
     primary
         .upsert_device(owner, &device, serde_json::json!({"os": "x"}), now)
         .await
         .unwrap();
+    let session = |hash: &'static str, device: DeviceId| {
+        let primary = primary.clone();
+        async move {
+            primary
+                .insert_refresh_token(NewRefreshToken {
+                    token_hash: hash,
+                    user_id: owner,
+                    device_id: &device,
+                    family_id: None,
+                    expires_at: expires,
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let alive = |device: DeviceId, session: uuid::Uuid| {
+        let primary = primary.clone();
+        async move {
+            primary
+                .active_principal(owner, &device, session)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    let first = session("s1", device.clone()).await;
+    assert!(alive(device.clone(), first).await);
     assert!(
-        primary
-            .active_principal(owner, &device)
-            .await
-            .unwrap()
-            .is_some()
+        !alive(DeviceId::parse("other").unwrap(), first).await,
+        "the session belongs to another device"
     );
     assert!(
-        primary
-            .active_principal(owner, &DeviceId::parse("other").unwrap())
-            .await
-            .unwrap()
-            .is_none()
+        !alive(device.clone(), uuid::Uuid::now_v7()).await,
+        "no such session"
     );
     assert!(primary.revoke_device(owner, &device, now).await.unwrap());
-    assert!(
-        primary
-            .active_principal(owner, &device)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    primary
-        .update_standing(owner, None, Some(false))
-        .await
-        .unwrap();
+    assert!(!alive(device.clone(), first).await);
+    // Signing in again on the same device starts a new session; the old one stays dead.
     primary
         .upsert_device(owner, &device, serde_json::json!({}), now)
         .await
         .unwrap();
+    let second = session("s2", device.clone()).await;
     assert!(
-        primary
-            .active_principal(owner, &device)
-            .await
-            .unwrap()
-            .is_none(),
+        !alive(device.clone(), first).await,
+        "a session ended by revocation is not revived by a new sign-in"
+    );
+    assert!(alive(device.clone(), second).await);
+    // A password change ends the other sessions only.
+    let third = session("s3", device.clone()).await;
+    assert_eq!(
+        primary.revoke_other_sessions(owner, third).await.unwrap(),
+        1
+    );
+    assert!(!alive(device.clone(), second).await);
+    assert!(alive(device.clone(), third).await);
+    // Logout ends the session its token belongs to.
+    assert_eq!(
+        primary.revoke_token_family("s3").await.unwrap(),
+        Some(owner)
+    );
+    assert_eq!(primary.revoke_token_family("nope").await.unwrap(), None);
+    assert!(!alive(device.clone(), third).await);
+    let fourth = session("s4", device.clone()).await;
+    primary
+        .update_standing(owner, None, Some(false))
+        .await
+        .unwrap();
+    assert!(
+        !alive(device.clone(), fourth).await,
         "a deactivated user is never a principal"
     );
 }

@@ -1,9 +1,12 @@
 //! Who may read and post on a video: anyone for public videos; the owner for private ones; the
 //! owner and members for members-only ones. Admins and moderators see everything.
-//! The realtime layer applies the same rule to channel joins.
+//! The realtime layer applies the same rule to channel joins and re-checks.
+//!
+//! The inputs (visibility, owner, membership) are read on the primary: a replica may still show
+//! a video as public, or a viewer as a member, moments after that ended.
 
 use banter_core::{User, Video, Visibility};
-use banter_store::ReadPool;
+use banter_store::PrimaryPool;
 
 use crate::{ApiError, codes};
 
@@ -28,8 +31,9 @@ impl From<Denied> for ApiError {
 }
 
 /// Checks `viewer` against `video` (`None`: the video does not exist yet, so it is public).
+/// `video` must have been read on the primary too.
 pub async fn check_view(
-    reads: &ReadPool,
+    primary: &PrimaryPool,
     video: Option<&Video>,
     viewer: Option<&User>,
 ) -> Result<Result<(), Denied>, ApiError> {
@@ -45,7 +49,7 @@ pub async fn check_view(
     if viewer.role.can_moderate() || video.owner_id == Some(viewer.id) {
         return Ok(Ok(()));
     }
-    if video.visibility == Visibility::Members && reads.is_member(&video.id, viewer.id).await? {
+    if video.visibility == Visibility::Members && primary.is_member(&video.id, viewer.id).await? {
         return Ok(Ok(()));
     }
     Ok(Err(Denied::NotAllowed))

@@ -25,6 +25,9 @@ pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
 pub const INVALID_REFRESH_TOKEN: &str = "invalid_refresh_token";
 pub const REFRESH_TOKEN_REUSED: &str = "refresh_token_reused";
 pub const ACCOUNT_INACTIVE: &str = "account_inactive";
+/// A refresh token whose session already ended (logout, device revoked, password changed,
+/// reuse detected): sign in again.
+pub const SESSION_ENDED: &str = "session_ended";
 
 pub const FORBIDDEN: &str = "forbidden";
 pub const NOT_FOUND: &str = "not_found";
@@ -33,8 +36,12 @@ pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
 pub const EMAIL_TAKEN: &str = "email_taken";
 pub const USERNAME_TAKEN: &str = "username_taken";
 pub const VIDEO_EXISTS: &str = "video_exists";
+/// The id is one of the configured demo videos, which nobody may own.
+pub const VIDEO_ID_RESERVED: &str = "video_id_reserved";
 pub const CONFLICT: &str = "conflict";
 
 pub const RATE_LIMITED: &str = "rate_limited";
 pub const INTERNAL: &str = "internal_error";
 pub const UNAVAILABLE: &str = "service_unavailable";
+/// 503 with `Retry-After`: the node is at its bound for password hashing.
+pub const BUSY: &str = "busy";

@@ -39,8 +39,11 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("too many requests; retry in {} s", retry_after.as_secs().max(1))]
+    #[error("too many requests; retry in {} s", whole_seconds(*retry_after))]
     RateLimited { retry_after: Duration },
+    /// The node is at its bound for some costly work (password hashing); retry shortly (503).
+    #[error("the server is busy; retry in {} s", whole_seconds(*retry_after))]
+    Busy { retry_after: Duration },
     #[error("service unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => codes::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => codes::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => codes::RATE_LIMITED,
+            ApiError::Busy { .. } => codes::BUSY,
             ApiError::Unavailable => codes::UNAVAILABLE,
             ApiError::Unexpected(_) => codes::INTERNAL,
         }
@@ -102,7 +106,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -121,13 +125,17 @@ impl ResponseError for ApiError {
         });
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        if let ApiError::RateLimited { retry_after } = self {
-            // Round up: a client that waits the advertised time must then be let through.
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            response.insert_header((RETRY_AFTER, secs.max(1).to_string()));
+        if let ApiError::RateLimited { retry_after } | ApiError::Busy { retry_after } = self {
+            response.insert_header((RETRY_AFTER, whole_seconds(*retry_after).to_string()));
         }
         response.json(body)
     }
+}
+
+/// A wait in whole seconds, rounded up (a client that waits the advertised time must then be
+/// let through) and at least 1. The message and `Retry-After` both use it, so they agree.
+pub(crate) fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl From<StoreError> for ApiError {
@@ -190,3 +198,31 @@ validation_from!(
     banter_core::RoleError => codes::INVALID_ROLE,
     banter_core::VisibilityError => codes::INVALID_VISIBILITY,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_message_and_retry_after_agree() {
+        for (wait, secs) in [(1500, "2"), (1000, "1"), (10, "1"), (59_001, "60")] {
+            let err = ApiError::RateLimited {
+                retry_after: Duration::from_millis(wait),
+            };
+            let response = err.error_response();
+            assert_eq!(response.headers().get(RETRY_AFTER).unwrap(), secs);
+            assert_eq!(
+                err.to_string(),
+                format!("too many requests; retry in {secs} s")
+            );
+        }
+        let busy = ApiError::Busy {
+            retry_after: Duration::from_millis(200),
+        };
+        assert_eq!(busy.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            busy.error_response().headers().get(RETRY_AFTER).unwrap(),
+            "1"
+        );
+    }
+}

@@ -24,7 +24,9 @@ mod state;
 use actix_web::web;
 
 pub use access::{Denied, check_view};
-pub use auth::{JwtKeys, MaybePrincipal, PasswordHasher, Principal, verify_access_token};
+pub use auth::{
+    HashLimits, JwtKeys, MaybePrincipal, PasswordHasher, Principal, verify_access_token,
+};
 pub use dto::CommentDto;
 pub use error::ApiError;
 pub use publish::{CommentEvent, CommentPublisher, NoopPublisher};

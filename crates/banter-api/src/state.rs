@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use banter_core::ClientIpRule;
 use banter_store::Store;
 use secrecy::SecretString;
 
-use crate::auth::{JwtKeys, PasswordHasher};
+use crate::auth::{HashLimits, JwtKeys, PasswordHasher, SuccessorKey};
 use crate::publish::CommentPublisher;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
 
@@ -16,9 +17,16 @@ pub struct ApiConfig {
     pub jwt_secrets: Vec<SecretString>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// How long after a refresh token's use presenting it again returns its successor again
+    /// instead of counting as reuse (two tabs refreshing at once).
+    pub refresh_reuse_grace: Duration,
     pub rate_limits: RateLimitConfig,
-    /// Take the client IP from `X-Forwarded-For` (only behind a trusted load balancer).
-    pub trust_forwarded_for: bool,
+    /// Where a request's client IP comes from (per-IP limits).
+    pub client_ip: ClientIpRule,
+    /// Bound on concurrent Argon2 work per node.
+    pub password_hashing: HashLimits,
+    /// Video ids nobody may register (the demo videos listed on `/`).
+    pub reserved_video_ids: Vec<String>,
 }
 
 impl ApiConfig {
@@ -27,8 +35,11 @@ impl ApiConfig {
             jwt_secrets,
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_reuse_grace: Duration::from_secs(10),
             rate_limits: RateLimitConfig::default(),
-            trust_forwarded_for: false,
+            client_ip: ClientIpRule::Peer,
+            password_hashing: HashLimits::default(),
+            reserved_video_ids: Vec::new(),
         }
     }
 }
@@ -37,6 +48,8 @@ pub struct ApiState {
     pub store: Store,
     pub jwt: JwtKeys,
     pub passwords: PasswordHasher,
+    /// Derives each rotated refresh token's successor.
+    pub successors: SuccessorKey,
     pub limits: RateLimits,
     pub publisher: Arc<dyn CommentPublisher>,
     pub config: ApiConfig,
@@ -48,9 +61,14 @@ impl ApiState {
         config: ApiConfig,
         publisher: Arc<dyn CommentPublisher>,
     ) -> anyhow::Result<Self> {
+        let first_secret = config
+            .jwt_secrets
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("at least one JWT secret is required"))?;
         Ok(Self {
+            successors: SuccessorKey::new(first_secret),
             jwt: JwtKeys::new(&config.jwt_secrets, config.access_token_ttl)?,
-            passwords: PasswordHasher::owasp()?,
+            passwords: PasswordHasher::owasp(config.password_hashing)?,
             limits: RateLimits::new(&config.rate_limits),
             store,
             publisher,

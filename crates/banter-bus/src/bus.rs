@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use banter_core::{Comment, VideoId};
+use banter_core::{AccessChange, Comment, VideoId};
 use banter_protocol::payloads::Meta;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +62,9 @@ pub struct NodeLoad {
 /// Receives other nodes' loads.
 pub type NodeLoadHandler = Arc<dyn Fn(NodeLoad) + Send + Sync>;
 
+/// Receives every node's committed access changes (this node's own included).
+pub type AccessHandler = Arc<dyn Fn(AccessChange) + Send + Sync>;
+
 /// Guarantees an implementation must give:
 ///
 /// - `publish` is called only after the change committed, and never blocks the caller.
@@ -94,4 +97,13 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Registers the receiver of other nodes' loads.
     fn set_load_handler(&self, _handler: NodeLoadHandler) {}
+
+    /// Tells every node (this one at once, the others through the bus) that access changed,
+    /// so each re-checks the sockets it concerns. Called after commit; best effort like
+    /// `publish` (a lost one is caught when the socket next joins, refreshes its token or
+    /// reaches its token's expiry).
+    fn publish_access(&self, change: AccessChange);
+
+    /// Registers the node's handler for access changes (called once at start-up).
+    fn set_access_handler(&self, handler: AccessHandler);
 }

@@ -1,5 +1,5 @@
 //! The bus that carries committed comment changes from the node that wrote them to every node
-//! with viewers of that video.
+//! with viewers of that video, and committed access changes to every node.
 //!
 //! `bus.rs` holds the [`Bus`] trait and its event type; `memory.rs` the in-process bus for a
 //! single node; `redis.rs` the Redis pub/sub bus for clusters, with `wire.rs` its message form;
@@ -7,7 +7,7 @@
 //! trace context with its event.
 //!
 //! Kept out: ordering repair and delivery to sockets (the realtime channel does that, using
-//! `seq`), and anything about who may see what.
+//! `seq`), and the rules of who may see what (the bus only says that access changed).
 
 mod bus;
 mod memory;
@@ -17,8 +17,8 @@ pub mod trace;
 mod wire;
 
 pub use bus::{
-    Bus, BusEvent, BusHandler, ChangeKind, NodeLoad, NodeLoadHandler, PresenceHandler,
-    PresenceSnapshot,
+    AccessHandler, Bus, BusEvent, BusHandler, ChangeKind, NodeLoad, NodeLoadHandler,
+    PresenceHandler, PresenceSnapshot,
 };
 pub use memory::MemoryBus;
 pub use redis::RedisBus;

@@ -5,11 +5,14 @@
 
 use std::sync::RwLock;
 
-use crate::{Bus, BusEvent, BusHandler};
+use banter_core::AccessChange;
+
+use crate::{AccessHandler, Bus, BusEvent, BusHandler};
 
 #[derive(Default)]
 pub struct MemoryBus {
     handler: RwLock<Option<BusHandler>>,
+    access: RwLock<Option<AccessHandler>>,
 }
 
 impl MemoryBus {
@@ -39,6 +42,17 @@ impl Bus for MemoryBus {
     fn publish_presence(&self, _snapshot: crate::PresenceSnapshot) {}
 
     fn set_presence_handler(&self, _handler: crate::PresenceHandler) {}
+
+    fn publish_access(&self, change: AccessChange) {
+        let handler = self.access.read().expect("bus access lock").clone();
+        if let Some(handler) = handler {
+            handler(change);
+        }
+    }
+
+    fn set_access_handler(&self, handler: AccessHandler) {
+        *self.access.write().expect("bus access lock") = Some(handler);
+    }
 }
 
 #[cfg(test)]

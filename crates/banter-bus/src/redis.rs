@@ -9,6 +9,8 @@
 //!   channels repair them from the database by `seq` (on the next event, and periodically).
 //! - Publishing never blocks the caller: it runs on a task; a failure is logged and, again,
 //!   repaired by `seq` on the receiving side.
+//! - Access changes go on one channel (`<prefix>:access`) every node always subscribes to;
+//!   the publishing node handles its own at once and skips the echo.
 //!
 //! Bounds: interest changes queue in a bounded channel (1024); when full the change is dropped
 //! and logged, and the node keeps its previous interest (extra messages are ignored; missing
@@ -28,17 +30,22 @@ use redis::aio::ConnectionManager;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
+use banter_core::AccessChange;
+
 use crate::{
-    Bus, BusEvent, BusHandler, NodeLoad, NodeLoadHandler, PresenceHandler, PresenceSnapshot, wire,
+    AccessHandler, Bus, BusEvent, BusHandler, NodeLoad, NodeLoadHandler, PresenceHandler,
+    PresenceSnapshot, wire,
 };
 
-type Handlers = Arc<
-    RwLock<(
-        Option<BusHandler>,
-        Option<PresenceHandler>,
-        Option<NodeLoadHandler>,
-    )>,
->;
+#[derive(Default)]
+struct HandlerSet {
+    events: Option<BusHandler>,
+    presence: Option<PresenceHandler>,
+    loads: Option<NodeLoadHandler>,
+    access: Option<AccessHandler>,
+}
+
+type Handlers = Arc<RwLock<HandlerSet>>;
 
 enum Interest {
     Subscribe(String),
@@ -60,7 +67,7 @@ impl RedisBus {
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let publisher = ConnectionManager::new(client.clone()).await?;
-        let handlers: Handlers = Arc::new(RwLock::new((None, None, None)));
+        let handlers: Handlers = Arc::new(RwLock::new(HandlerSet::default()));
         let (interest, rx) = mpsc::channel(1024);
         let connected = Arc::new(AtomicBool::new(false));
         let node = uuid::Uuid::new_v4().simple().to_string();
@@ -97,7 +104,12 @@ impl RedisBus {
     }
 
     fn deliver_locally(&self, event: BusEvent) {
-        let handler = self.handlers.read().expect("bus handler lock").0.clone();
+        let handler = self
+            .handlers
+            .read()
+            .expect("bus handler lock")
+            .events
+            .clone();
         if let Some(handler) = handler {
             handler(event);
         }
@@ -134,7 +146,7 @@ impl Bus for RedisBus {
     }
 
     fn set_handler(&self, handler: BusHandler) {
-        self.handlers.write().expect("bus handler lock").0 = Some(handler);
+        self.handlers.write().expect("bus handler lock").events = Some(handler);
     }
 
     fn subscribe(&self, video: &str) {
@@ -165,7 +177,7 @@ impl Bus for RedisBus {
     }
 
     fn set_presence_handler(&self, handler: PresenceHandler) {
-        self.handlers.write().expect("bus handler lock").1 = Some(handler);
+        self.handlers.write().expect("bus handler lock").presence = Some(handler);
     }
 
     fn publish_load(&self, load: NodeLoad) {
@@ -177,7 +189,29 @@ impl Bus for RedisBus {
     }
 
     fn set_load_handler(&self, handler: NodeLoadHandler) {
-        self.handlers.write().expect("bus handler lock").2 = Some(handler);
+        self.handlers.write().expect("bus handler lock").loads = Some(handler);
+    }
+
+    fn publish_access(&self, change: AccessChange) {
+        let payload = wire::encode_access(&self.node, &change);
+        let handler = self
+            .handlers
+            .read()
+            .expect("bus handler lock")
+            .access
+            .clone();
+        if let Some(handler) = handler {
+            handler(change);
+        }
+        self.send(
+            format!("{}:access", self.prefix),
+            payload,
+            tracing::Span::none(),
+        );
+    }
+
+    fn set_access_handler(&self, handler: AccessHandler) {
+        self.handlers.write().expect("bus handler lock").access = Some(handler);
     }
 }
 
@@ -189,8 +223,11 @@ async fn subscriber(
     mut interest: mpsc::Receiver<Interest>,
     connected: Arc<AtomicBool>,
 ) {
-    // Node loads are always wanted; video channels come and go with local viewers.
-    let mut channels: HashSet<String> = HashSet::from([format!("{prefix}:nodes")]);
+    // Node loads and access changes are always wanted; video channels come and go with local
+    // viewers.
+    let access_channel = format!("{prefix}:access");
+    let mut channels: HashSet<String> =
+        HashSet::from([format!("{prefix}:nodes"), access_channel.clone()]);
     let mut backoff = Duration::from_millis(100);
     loop {
         let pubsub = match client.get_async_pubsub().await {
@@ -218,11 +255,25 @@ async fn subscriber(
                 message = stream.next() => {
                     let Some(message) = message else { break };
                     let Ok(text) = message.get_payload::<String>() else { continue };
+                    if message.get_channel_name() == access_channel {
+                        match wire::decode_access(&text) {
+                            Some((from, _)) if from == node => {}
+                            Some((_, change)) => {
+                                metrics::counter!(m::RECEIVED, "kind" => "access").increment(1);
+                                let handler = handlers.read().expect("bus handler lock").access.clone();
+                                if let Some(handler) = handler {
+                                    handler(change);
+                                }
+                            }
+                            None => tracing::warn!("undecodable access change ignored"),
+                        }
+                        continue;
+                    }
                     if message.get_channel_name() == format!("{prefix}:nodes") {
                         match wire::decode_load(&text) {
                             Some(load) if load.node == node => {}
                             Some(load) => {
-                                let handler = handlers.read().expect("bus handler lock").2.clone();
+                                let handler = handlers.read().expect("bus handler lock").loads.clone();
                                 if let Some(handler) = handler {
                                     handler(load);
                                 }
@@ -236,7 +287,7 @@ async fn subscriber(
                             Some(snapshot) if snapshot.node == node => {}
                             Some(snapshot) => {
                                 metrics::counter!(m::RECEIVED, "kind" => "presence").increment(1);
-                                let handler = handlers.read().expect("bus handler lock").1.clone();
+                                let handler = handlers.read().expect("bus handler lock").presence.clone();
                                 if let Some(handler) = handler {
                                     handler(snapshot);
                                 }
@@ -253,7 +304,7 @@ async fn subscriber(
                             trace::continue_from(&span, event.trace.as_deref());
                             event.trace = trace::of(&span).or(event.trace);
                             let _entered = span.enter();
-                            let handler = handlers.read().expect("bus handler lock").0.clone();
+                            let handler = handlers.read().expect("bus handler lock").events.clone();
                             if let Some(handler) = handler {
                                 handler(event);
                             }

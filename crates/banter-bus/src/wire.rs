@@ -1,7 +1,7 @@
 //! The JSON form of a [`BusEvent`] between nodes, with the publishing node's id so a node can
 //! recognise (and skip) its own messages. Written by hand: the core types make no serde promise.
 
-use banter_core::{Comment, CommentId, UserId, VideoId};
+use banter_core::{AccessChange, Comment, CommentId, UserId, VideoId};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -73,6 +73,37 @@ pub fn decode(text: &str) -> Option<(String, BusEvent)> {
             trace,
         },
     ))
+}
+
+/// `{"node", "user"?, "video"?}`: a user alone, a video alone, or both (a membership).
+pub fn encode_access(node: &str, change: &AccessChange) -> String {
+    let (user, video) = match change {
+        AccessChange::User(user) => (Some(user.to_string()), None),
+        AccessChange::Video(video) => (None, Some(video.as_ref())),
+        AccessChange::Member { video, user } => (Some(user.to_string()), Some(video.as_ref())),
+    };
+    json!({"node": node, "user": user, "video": video}).to_string()
+}
+
+/// `(publishing node, change)`, or `None` for anything malformed.
+pub fn decode_access(text: &str) -> Option<(String, AccessChange)> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let node = v["node"].as_str()?.to_owned();
+    let user = match &v["user"] {
+        Value::Null => None,
+        u => Some(u.as_str()?.parse::<UserId>().ok()?),
+    };
+    let video = match &v["video"] {
+        Value::Null => None,
+        id => Some(VideoId::parse(id.as_str()?).ok()?),
+    };
+    let change = match (user, video) {
+        (Some(user), None) => AccessChange::User(user),
+        (None, Some(video)) => AccessChange::Video(video),
+        (Some(user), Some(video)) => AccessChange::Member { video, user },
+        (None, None) => return None,
+    };
+    Some((node, change))
 }
 
 pub fn encode_load(node: &str, load: &crate::NodeLoad) -> String {
@@ -197,6 +228,32 @@ mod tests {
             "[1,2]",
         ] {
             assert!(decode(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn access_changes_round_trip_and_garbage_is_refused() {
+        let user = UserId::generate();
+        let video = VideoId::parse("v1").unwrap();
+        for change in [
+            AccessChange::User(user),
+            AccessChange::Video(video.clone()),
+            AccessChange::Member { video, user },
+        ] {
+            assert_eq!(
+                decode_access(&encode_access("n1", &change)),
+                Some(("n1".to_owned(), change))
+            );
+        }
+        for bad in [
+            "",
+            "{}",
+            r#"{"node":"n"}"#,
+            r#"{"node":"n","user":"not-a-uuid"}"#,
+            r#"{"node":"n","video":"bad id!"}"#,
+            r#"{"node":"n","video":7}"#,
+        ] {
+            assert!(decode_access(bad).is_none(), "{bad}");
         }
     }
 }

@@ -6,6 +6,8 @@
 //! `CommentBody` in hand is always a valid comment body. Serde is deliberately absent: wire
 //! formats live in `banter-api` and `banter-protocol`, which convert by hand.
 
+mod access_change;
+mod client_ip;
 mod comment;
 mod comment_body;
 mod device;
@@ -18,6 +20,8 @@ mod username;
 mod video;
 mod video_id;
 
+pub use access_change::AccessChange;
+pub use client_ip::ClientIpRule;
 pub use comment::Comment;
 pub use comment_body::{CommentBody, CommentBodyError};
 pub use device::{Device, DeviceId, DeviceIdError};

@@ -38,4 +38,7 @@ pub mod events {
     pub const COMMENT_UPDATED: &str = "comment_updated";
     pub const COMMENT_DELETED: &str = "comment_deleted";
     pub const VIEWER_COUNT: &str = "viewer_count";
+    /// Client → server on the `phoenix` topic: `{"token": "<fresh access token>"}` replaces the
+    /// socket's token in place (same account), so it does not close when the old one expires.
+    pub const ACCESS_TOKEN: &str = "access_token";
 }

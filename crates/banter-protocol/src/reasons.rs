@@ -4,7 +4,9 @@
 //!
 //! Close codes tell the client whether to come back: 1001 and 1012 mean "reconnect" (every
 //! 1.8.x client does), 1008/1009 mean the client broke a rule (it reconnects on its backoff, and
-//! the reason says what to fix).
+//! the reason says what to fix). 4001 and 4002 are about the socket's sign-in: the client must
+//! sign in again (4001) or refresh its access token (4002) before it reconnects, or it will be
+//! refused (403) on the upgrade.
 
 /// Join of a topic no channel handles, or a message to a topic not joined on this socket.
 pub const UNMATCHED_TOPIC: &str = "unmatched topic";
@@ -18,6 +20,8 @@ pub const UNKNOWN_EVENT: &str = "unknown event";
 pub const RATE_LIMITED: &str = "rate_limited";
 pub const TOO_MANY_MESSAGES: &str = "too many messages";
 pub const UNAVAILABLE: &str = "unavailable";
+/// An in-band `access_token` for another account than the socket's.
+pub const WRONG_ACCOUNT: &str = "wrong account";
 
 /// Socket close codes.
 pub mod close {
@@ -33,4 +37,11 @@ pub mod close {
     pub const PROTOCOL: u16 = 1002;
     /// Idle for too long without any frame.
     pub const IDLE: u16 = 1000;
+    /// The socket's sign-in ended: the account was deactivated, the device revoked, the session
+    /// signed out or ended by a password change. Sign in again; reconnecting with the same
+    /// token is refused.
+    pub const SIGNED_OUT: u16 = 4001;
+    /// The socket's access token expired and no fresh one was sent in-band (`access_token`).
+    /// Refresh it, then reconnect.
+    pub const TOKEN_EXPIRED: u16 = 4002;
 }

@@ -49,6 +49,7 @@ pub async fn fanout(
         let (outbox, frames, _control) = Outbox::new(count + 64);
         let (reply, joined) = oneshot::channel();
         let subscriber = Subscriber {
+            rechecks: Default::default(),
             outbox,
             member: None,
             phx_ref: sid.to_string(),

@@ -38,6 +38,8 @@ const JOIN_CATCH_UP_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Subscriber {
     pub outbox: Outbox,
+    /// Where the channel asks the socket to re-check its access to this video.
+    pub rechecks: Arc<crate::recheck::Rechecks>,
     /// `(user id, username)` of a signed-in viewer; anonymous viewers are not members.
     pub member: Option<(String, String)>,
     pub phx_ref: String,
@@ -67,6 +69,8 @@ pub(crate) enum Command {
     Event(BusEvent),
     /// Another node's presence in this topic.
     Presence(PresenceSnapshot),
+    /// Access to the video changed: every subscriber re-checks whether it may still watch.
+    Recheck,
 }
 
 /// What another node last said about this topic.
@@ -207,6 +211,11 @@ impl Channel {
                 self.on_event(event).instrument(span).await
             }
             Command::Presence(snapshot) => self.on_remote_presence(snapshot),
+            Command::Recheck => {
+                for subscriber in self.subscribers.values() {
+                    subscriber.rechecks.video(self.video.clone());
+                }
+            }
         }
     }
 
@@ -647,6 +656,7 @@ mod tests {
         let (reply_tx, reply_rx) = oneshot::channel();
         let subscriber = Subscriber {
             outbox,
+            rechecks: Default::default(),
             member: None,
             phx_ref: "r".into(),
         };

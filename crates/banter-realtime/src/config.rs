@@ -18,6 +18,8 @@ pub struct RealtimeConfig {
     pub max_messages_per_second: u32,
     /// Open sockets per client IP.
     pub max_connections_per_ip: usize,
+    /// Which address is the client's, for `max_connections_per_ip` (the same rule as REST's).
+    pub client_ip: banter_core::ClientIpRule,
     /// A socket with no inbound frame for this long is closed (Phoenix: 60 s).
     pub idle_timeout: Duration,
     /// Frames queued for one socket; a socket whose queue is full is closed as a slow consumer.
@@ -66,6 +68,7 @@ impl Default for RealtimeConfig {
             max_channels_per_socket: 100,
             max_messages_per_second: 50,
             max_connections_per_ip: 10_000,
+            client_ip: banter_core::ClientIpRule::Peer,
             idle_timeout: Duration::from_secs(60),
             outbox_capacity: 1024,
             channel_mailbox: 8192,

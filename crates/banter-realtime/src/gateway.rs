@@ -5,16 +5,19 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use banter_core::{Comment, User, VideoId};
+use banter_core::{AccessChange, Comment, User, VideoId};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A signed-in viewer: the user and the token they connected with (re-checked when posting, so
-/// a deactivated account or revoked device cannot post from a socket opened earlier).
+/// A signed-in viewer: the user and the token they connected with (or refreshed in-band),
+/// re-checked when posting, when joining and whenever their access changes, so a deactivated
+/// account or revoked device cannot read or post from a socket opened earlier.
 #[derive(Clone, Debug)]
 pub struct Viewer {
     pub user: User,
     pub token: String,
+    /// When `token` expires, in Unix seconds: the socket closes then unless refreshed.
+    pub expires_at: i64,
 }
 
 /// A refusal with a stable reason code (the REST API's error codes) and a human message.
@@ -34,10 +37,13 @@ impl Refusal {
 }
 
 pub trait Gateway: Send + Sync + 'static {
-    /// Verifies an access token (signature, expiry, active user, unrevoked device).
+    /// Verifies an access token (signature, expiry, active user, unrevoked device, live
+    /// session). Refusal reasons: `token_expired`, `invalid_token`, or `unavailable` when the
+    /// check itself could not be made.
     fn authenticate(&self, token: String) -> BoxFuture<'static, Result<Viewer, Refusal>>;
 
-    /// May this viewer (or an anonymous one) watch this video?
+    /// May this viewer (or an anonymous one) watch this video? Reads the current state: after
+    /// `access_changed` no earlier answer may be reused.
     fn check_view(
         &self,
         viewer: Option<User>,
@@ -51,4 +57,7 @@ pub trait Gateway: Send + Sync + 'static {
         video: VideoId,
         body: String,
     ) -> BoxFuture<'static, Result<Comment, Refusal>>;
+
+    /// Access changed somewhere in the cluster: forget whatever was cached about it.
+    fn access_changed(&self, change: &AccessChange);
 }

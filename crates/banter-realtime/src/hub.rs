@@ -1,5 +1,7 @@
 //! `Hub`: this node's channels by topic, created on first join and removed after the last
-//! leave, and the bus handler that routes committed changes to them.
+//! leave; the bus handler that routes committed changes to them; and the access handler that
+//! turns a committed access change into re-checks of the sockets it concerns (a user's
+//! sockets for an account or membership change, a video's channel for a visibility change).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -7,13 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use banter_bus::{Bus, BusEvent, NodeLoad, PresenceSnapshot};
-use banter_core::VideoId;
+use banter_core::{AccessChange, UserId, VideoId};
 use banter_store::Store;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use crate::channel::{Channel, Command};
 use crate::outbox::Control;
+use crate::recheck::Rechecks;
 use crate::{Gateway, RealtimeConfig};
 
 #[derive(Clone)]
@@ -37,8 +40,15 @@ pub(crate) struct HubInner {
     pub draining: tokio::sync::watch::Sender<Option<Drain>>,
     /// Other nodes' socket counts, for rebalancing.
     pub(crate) loads: crate::rebalance::Loads,
-    /// Each open socket's close control, by session id (to shed sockets when rebalancing).
-    sessions: Mutex<HashMap<u64, Arc<Control>>>,
+    /// Each open socket by session id: its close control (to shed sockets when rebalancing),
+    /// its re-check queue and its signed-in user (to re-check it when access changes).
+    sessions: Mutex<HashMap<u64, SessionEntry>>,
+}
+
+pub(crate) struct SessionEntry {
+    pub control: Arc<Control>,
+    pub rechecks: Arc<Rechecks>,
+    pub user: Option<UserId>,
 }
 
 /// A drain in progress: sockets close in batches spread over `window` from `started`.
@@ -103,6 +113,12 @@ impl Hub {
             inner.config.presence_heartbeat,
         ));
         let weak: Weak<HubInner> = Arc::downgrade(&inner);
+        bus.set_access_handler(Arc::new(move |change: AccessChange| {
+            if let Some(inner) = weak.upgrade() {
+                inner.on_access_change(change);
+            }
+        }));
+        let weak: Weak<HubInner> = Arc::downgrade(&inner);
         bus.set_presence_handler(Arc::new(move |snapshot: PresenceSnapshot| {
             if let Some(inner) = weak.upgrade() {
                 inner.route_presence(snapshot);
@@ -152,11 +168,55 @@ impl HubInner {
             .sum()
     }
 
-    pub(crate) fn register_session(&self, id: u64, control: Arc<Control>) {
+    pub(crate) fn register_session(&self, id: u64, entry: SessionEntry) {
         self.sessions
             .lock()
             .expect("sessions lock")
-            .insert(id, control);
+            .insert(id, entry);
+    }
+
+    /// Queues the re-checks a committed access change calls for. Caches are dropped first, so
+    /// every re-check reads the new state.
+    fn on_access_change(self: &Arc<Self>, change: AccessChange) {
+        metrics::counter!(crate::metrics::ACCESS_CHANGES).increment(1);
+        self.gateway.access_changed(&change);
+        match change {
+            AccessChange::User(user) => {
+                for entry in self.sessions_of(user) {
+                    entry.account();
+                }
+            }
+            AccessChange::Member { video, user } => {
+                for entry in self.sessions_of(user) {
+                    entry.video(video.clone());
+                }
+            }
+            AccessChange::Video(video) => {
+                let Some(handle) = self.channels.lock().expect("hub lock").get(&video).cloned()
+                else {
+                    return; // nobody here watches it
+                };
+                let gateway = self.gateway.clone();
+                self.runtime.spawn(async move {
+                    // Still (or now) public: everyone may watch, nothing to re-check.
+                    if gateway.check_view(None, video).await.is_ok() {
+                        return;
+                    }
+                    let _ = handle.tx.send(Command::Recheck).await;
+                });
+            }
+        }
+    }
+
+    /// The re-check queues of `user`'s open sockets on this node.
+    fn sessions_of(&self, user: UserId) -> Vec<Arc<Rechecks>> {
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .filter(|e| e.user == Some(user))
+            .map(|e| e.rechecks.clone())
+            .collect()
     }
 
     pub(crate) fn unregister_session(&self, id: u64) {
@@ -167,7 +227,12 @@ impl HubInner {
     pub(crate) fn shed(&self, n: usize) -> usize {
         let sessions = self.sessions.lock().expect("sessions lock");
         let mut closed = 0;
-        for control in sessions.values().filter(|c| !c.is_closing()).take(n) {
+        for control in sessions
+            .values()
+            .map(|e| &e.control)
+            .filter(|c| !c.is_closing())
+            .take(n)
+        {
             control.close(banter_protocol::reasons::close::RESTART, "rebalancing");
             closed += 1;
         }

@@ -26,6 +26,7 @@ pub mod metrics;
 mod outbox;
 mod presence;
 mod rebalance;
+mod recheck;
 mod session;
 mod socket;
 

@@ -30,8 +30,18 @@ pub const VIEWERS: &str = "banter_viewers";
 pub const FANOUT: &str = "banter_fanout_duration_seconds";
 /// Frames offered to subscribers by broadcasts (counter).
 pub const FANOUT_DELIVERIES: &str = "banter_fanout_deliveries_total";
+/// Access changes received from the bus (this node's own included) (counter).
+pub const ACCESS_CHANGES: &str = "banter_access_changes_total";
+/// Access taken away from open sockets, by `action` (`topic_closed`: a joined topic was
+/// closed; `socket_closed`: the socket was closed with 4001/4002) (counter).
+pub const ACCESS_REVOKED: &str = "banter_access_revoked_total";
 
 pub fn describe() {
+    describe_counter!(ACCESS_CHANGES, "Access changes received from the bus.");
+    describe_counter!(
+        ACCESS_REVOKED,
+        "Access taken away from open sockets, by action (topic_closed, socket_closed)."
+    );
     describe_gauge!(CONNECTIONS, "Open WebSockets on this node.");
     describe_counter!(REFUSED, "Socket upgrades refused, by reason.");
     describe_counter!(CLOSES, "Sockets closed by the server, by close code.");

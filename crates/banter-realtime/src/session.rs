@@ -5,8 +5,19 @@
 //! topic not joined gets `unmatched topic` with a null join_ref; a message with a stale
 //! join_ref is dropped silently; a duplicate join replaces the old one and closes it with the
 //! old join_ref; a frame that is not a Phoenix message closes the socket with 1002 and a reason.
+//!
+//! Access holds for as long as the socket is open, not just at connect time:
+//! - every join re-authenticates a signed-in socket's token (account active, device and session
+//!   alive) before checking the video;
+//! - when access changes anywhere in the cluster ([`Rechecks`]), the socket re-authenticates
+//!   and/or re-checks the topics concerned: a topic it may no longer watch gets `phx_close`
+//!   with `{reason, message}` and stops receiving; a sign-in that ended closes the socket with
+//!   4001;
+//! - the token's expiry closes the socket with 4002 unless the client sent a fresh token on the
+//!   `phoenix` topic (`access_token`), which also re-checks every joined topic.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +39,7 @@ use crate::gateway::BoxFuture;
 use crate::hub::{ChannelHandle, ConnectionGuard, Drain, HubInner};
 use crate::metrics as names;
 use crate::outbox::{Control, Outbound, Outbox};
+use crate::recheck::{Pending, Rechecks};
 use crate::{Refusal, Viewer};
 use tracing::Instrument;
 
@@ -42,6 +54,15 @@ struct Joined {
     join_ref: Option<String>,
     sid: u64,
     channel: ChannelHandle,
+}
+
+/// What re-checking the socket's token found.
+enum Reauth {
+    Ok,
+    /// The sign-in ended: the socket closes with this.
+    Ended(End),
+    /// The check could not be made; access stays as it was.
+    Failed(Refusal),
 }
 
 /// Why the loop ended, and what to tell the client.
@@ -62,6 +83,32 @@ pub(crate) struct Session {
     posts: PendingPosts,
     messages_in: metrics::Counter,
     messages_out: metrics::Counter,
+    rechecks: Arc<Rechecks>,
+    /// Fires when the signed-in viewer's token expires (`None`: anonymous).
+    expiry: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// When a token that expires at `unix_secs` expires, on the runtime's clock.
+fn deadline(unix_secs: i64) -> tokio::time::Instant {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let left = u64::try_from(unix_secs.saturating_sub(now)).unwrap_or(0);
+    tokio::time::Instant::now() + Duration::from_secs(left)
+}
+
+/// Why a refused re-authentication ends the socket: 4002 for an expired token, 4001 for a
+/// sign-in that ended; `None` when the check itself failed (kept open, checked again later).
+fn signed_out(refusal: &Refusal) -> Option<End> {
+    match refusal.reason.as_str() {
+        reasons::UNAVAILABLE => None,
+        "token_expired" => Some(End::Close(
+            close::TOKEN_EXPIRED,
+            "access token expired: refresh it and reconnect".into(),
+        )),
+        _ => Some(End::Close(
+            close::SIGNED_OUT,
+            format!("signed out: {}", refusal.message),
+        )),
+    }
 }
 
 pub(crate) async fn run(
@@ -75,6 +122,11 @@ pub(crate) async fn run(
     let (outbox, mut rx, control) = Outbox::new(hub.config.outbox_capacity);
     metrics::gauge!(names::CONNECTIONS).increment(1.0);
     let idle_timeout = hub.config.idle_timeout;
+    let rechecks = Arc::new(Rechecks::default());
+    let user_id = viewer.as_ref().map(|v| v.user.id);
+    let expiry = viewer
+        .as_ref()
+        .map(|v| Box::pin(tokio::time::sleep_until(deadline(v.expires_at))));
     let mut session = Session {
         hub,
         vsn,
@@ -87,11 +139,20 @@ pub(crate) async fn run(
         posts: FuturesUnordered::new(),
         messages_in: metrics::counter!(names::MESSAGES_IN),
         messages_out: metrics::counter!(names::MESSAGES_OUT),
+        rechecks: rechecks.clone(),
+        expiry,
     };
     let mut shutdown = session.hub.shutdown.subscribe();
     let mut draining = session.hub.draining.subscribe();
     let session_id = session.hub.next_id();
-    session.hub.register_session(session_id, control.clone());
+    session.hub.register_session(
+        session_id,
+        crate::hub::SessionEntry {
+            control: control.clone(),
+            rechecks: rechecks.clone(),
+            user: user_id,
+        },
+    );
     let mut last_inbound = Instant::now();
     // A quarter of the timeout (at most 5 s): precise enough for a 60 s timeout, and 10k idle
     // sockets cost 2k timer wake-ups a second instead of 10k.
@@ -110,6 +171,15 @@ pub(crate) async fn run(
             Some(outbound) = rx.recv() => {
                 if session.write(outbound).await.is_err() {
                     break End::Gone;
+                }
+            }
+            () = expired(&mut session.expiry) => {
+                metrics::counter!(names::ACCESS_REVOKED, "action" => "socket_closed").increment(1);
+                break End::Close(close::TOKEN_EXPIRED, "access token expired: refresh it and reconnect".into());
+            }
+            pending = rechecks.next() => {
+                if let Some(end) = session.recheck(pending).await {
+                    break end;
                 }
             }
             Some((message, result)) = session.posts.next(), if !session.posts.is_empty() => {
@@ -171,6 +241,14 @@ async fn drain_turn(draining: &mut tokio::sync::watch::Receiver<Option<Drain>>, 
 
 async fn closed(control: &Arc<Control>) -> (u16, String) {
     control.closed().await
+}
+
+/// Completes when the token expires; never for an anonymous socket.
+async fn expired(expiry: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match expiry {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Session {
@@ -270,10 +348,10 @@ impl Session {
 
     async fn dispatch(&mut self, m: Message) -> Option<End> {
         if m.topic == PHOENIX_TOPIC {
-            return if m.event == events::HEARTBEAT {
-                self.reply(&m, None, "ok", json!({})).await
-            } else {
-                self.unmatched(&m).await
+            return match m.event.as_str() {
+                events::HEARTBEAT => self.reply(&m, None, "ok", json!({})).await,
+                events::ACCESS_TOKEN => self.refresh_token(m).await,
+                _ => self.unmatched(&m).await,
             };
         }
         match m.event.as_str() {
@@ -332,6 +410,17 @@ impl Session {
         }
         if self.joined.len() >= self.hub.config.max_channels_per_socket {
             return self.refuse(&m, reasons::TOO_MANY_CHANNELS, None).await;
+        }
+        // The token's signature was checked at connect; the account, device and session may
+        // have ended since.
+        match self.reauthenticate().await {
+            Reauth::Ok => {}
+            Reauth::Ended(end) => return Some(end),
+            Reauth::Failed(refusal) => {
+                return self
+                    .refuse(&m, &refusal.reason, Some(&refusal.message))
+                    .await;
+            }
         }
         let user = self.viewer.as_ref().map(|v| v.user.clone());
         if let Err(refusal) = self
@@ -402,6 +491,7 @@ impl Session {
             let (tx, rx) = oneshot::channel();
             let subscriber = Subscriber {
                 outbox: self.outbox.clone(),
+                rechecks: self.rechecks.clone(),
                 member: user
                     .as_ref()
                     .map(|u| (u.id.to_string(), u.username.to_string())),
@@ -511,6 +601,147 @@ impl Session {
         }
     }
 
+    /// Works off queued re-checks: re-authenticates when the account changed (closing the
+    /// socket if its sign-in ended), then re-checks the topics concerned, closing each one the
+    /// viewer may no longer watch. A check that cannot be made (database down) keeps access as
+    /// it was; the next join, refresh or change checks again.
+    async fn recheck(&mut self, pending: Pending) -> Option<End> {
+        let mut videos: Vec<VideoId> = pending.videos.into_iter().collect();
+        if pending.account {
+            match self.reauthenticate().await {
+                Reauth::Ok => {}
+                Reauth::Ended(end) => return Some(end),
+                Reauth::Failed(refusal) => {
+                    tracing::warn!(reason = %refusal.reason, "access re-check failed; kept as it was");
+                }
+            }
+            videos = self.joined_videos();
+        }
+        for video in videos {
+            let topic = format!("comments:{video}");
+            if !self.joined.contains_key(&topic) {
+                continue;
+            }
+            let user = self.viewer.as_ref().map(|v| v.user.clone());
+            match self.hub.gateway.check_view(user, video).await {
+                Ok(()) => {}
+                Err(refusal) if refusal.reason == reasons::UNAVAILABLE => {
+                    tracing::warn!("access re-check failed; kept as it was");
+                }
+                Err(refusal) => {
+                    if let Some(end) = self.close_topic(&topic, &refusal).await {
+                        return Some(end);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Checks the socket's token again (an anonymous socket has none to check) and keeps the
+    /// fresh viewer it yields, whose role may have changed.
+    async fn reauthenticate(&mut self) -> Reauth {
+        let Some(viewer) = &self.viewer else {
+            return Reauth::Ok;
+        };
+        match self.hub.gateway.authenticate(viewer.token.clone()).await {
+            Ok(fresh) => {
+                self.viewer = Some(fresh);
+                Reauth::Ok
+            }
+            Err(refusal) => match signed_out(&refusal) {
+                Some(end) => {
+                    metrics::counter!(names::ACCESS_REVOKED, "action" => "socket_closed")
+                        .increment(1);
+                    Reauth::Ended(end)
+                }
+                None => Reauth::Failed(refusal),
+            },
+        }
+    }
+
+    fn joined_videos(&self) -> Vec<VideoId> {
+        self.joined
+            .keys()
+            .filter_map(|t| t.strip_prefix("comments:"))
+            .filter_map(|v| VideoId::parse(v).ok())
+            .collect()
+    }
+
+    /// Ends this socket's subscription to `topic` from the server side: it leaves the channel
+    /// (nothing more is delivered) and the client gets `phx_close` with the reason, which the
+    /// stock client treats as final (it does not rejoin).
+    async fn close_topic(&mut self, topic: &str, refusal: &Refusal) -> Option<End> {
+        let joined = self.joined.remove(topic)?;
+        leave_channel(&joined.channel, joined.sid);
+        metrics::counter!(names::ACCESS_REVOKED, "action" => "topic_closed").increment(1);
+        let jr = joined.join_ref.as_deref();
+        let payload = json!({"reason": refusal.reason, "message": refusal.message});
+        let frame = encode_close(self.vsn, jr, topic, &payload);
+        self.send(frame).await
+    }
+
+    /// `access_token` on the `phoenix` topic: swaps in a fresh token of the same account, so
+    /// the socket outlives the old token's expiry, and re-checks every joined topic with it.
+    async fn refresh_token(&mut self, m: Message) -> Option<End> {
+        let token = match &m.payload {
+            Payload::Json(Value::Object(map)) => map.get("token").and_then(Value::as_str),
+            _ => None,
+        };
+        let Some(token) = token.map(str::to_owned) else {
+            return self
+                .refuse(
+                    &m,
+                    reasons::INVALID_PAYLOAD,
+                    Some("expected {\"token\": \"…\"}"),
+                )
+                .await;
+        };
+        let Some(current) = self.viewer.as_ref().map(|v| v.user.id) else {
+            return self
+                .refuse(
+                    &m,
+                    reasons::WRONG_ACCOUNT,
+                    Some("this socket is anonymous: reconnect with the token to sign in"),
+                )
+                .await;
+        };
+        let fresh = match self.hub.gateway.authenticate(token).await {
+            Ok(fresh) => fresh,
+            Err(refusal) => {
+                return self
+                    .refuse(&m, &refusal.reason, Some(&refusal.message))
+                    .await;
+            }
+        };
+        if fresh.user.id != current {
+            return self
+                .refuse(
+                    &m,
+                    reasons::WRONG_ACCOUNT,
+                    Some("the token is for another account: reconnect to switch accounts"),
+                )
+                .await;
+        }
+        let expires_at = fresh.expires_at;
+        if let Some(expiry) = &mut self.expiry {
+            expiry.as_mut().reset(deadline(expires_at));
+        }
+        self.viewer = Some(fresh);
+        if let Some(end) = self
+            .reply(&m, None, "ok", json!({ "expires_at": expires_at }))
+            .await
+        {
+            return Some(end);
+        }
+        let videos = self.joined_videos().into_iter().collect();
+        self.recheck(Pending {
+            account: false,
+            videos,
+        })
+        .await
+    }
+
     fn leave_all(&mut self) {
         for (_, joined) in self.joined.drain() {
             leave_channel(&joined.channel, joined.sid);
@@ -520,19 +751,17 @@ impl Session {
 
 /// `phx_close` for a channel instance: `[jr, jr, topic, "phx_close", {}]`.
 fn encode_reply_close(vsn: Vsn, join_ref: Option<&str>, topic: &str) -> Frame {
+    encode_close(vsn, join_ref, topic, &json!({}))
+}
+
+/// `phx_close` for a channel instance with a payload: `[jr, jr, topic, "phx_close", payload]`.
+fn encode_close(vsn: Vsn, join_ref: Option<&str>, topic: &str, payload: &Value) -> Frame {
     match vsn {
         Vsn::V2 => {
-            let jr = join_ref.map_or_else(
-                || "null".to_owned(),
-                |r| Value::String(r.to_owned()).to_string(),
-            );
-            Frame::Text(format!(
-                "[{jr},{jr},{},\"{}\",{{}}]",
-                Value::String(topic.to_owned()),
-                events::CLOSE
-            ))
+            let jr = join_ref.map_or(Value::Null, |r| Value::String(r.to_owned()));
+            Frame::Text(json!([jr, jr, topic, events::CLOSE, payload]).to_string())
         }
-        Vsn::V1 => encode_push(vsn, join_ref, topic, events::CLOSE, &json!({})),
+        Vsn::V1 => encode_push(vsn, join_ref, topic, events::CLOSE, payload),
     }
 }
 

@@ -72,6 +72,17 @@ fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
 
 use crate::metrics as m;
 
+/// The client's address by the configured rule (the REST API applies the same one).
+fn client_ip(req: &HttpRequest, rule: &banter_core::ClientIpRule) -> std::net::IpAddr {
+    let values = rule
+        .header()
+        .into_iter()
+        .flat_map(|name| req.headers().get_all(name))
+        .filter_map(|v| v.to_str().ok());
+    rule.resolve(req.peer_addr().map(|a| a.ip()), values)
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+}
+
 async fn upgrade(req: HttpRequest, body: web::Payload, hub: web::Data<Hub>) -> HttpResponse {
     let hub = hub.inner.clone();
     let refuse = |reason: &'static str, response: HttpResponse| {
@@ -104,10 +115,7 @@ async fn upgrade(req: HttpRequest, body: web::Payload, hub: web::Data<Hub>) -> H
         None if hub.config.allow_anonymous => None,
         None => return refuse("anonymous", HttpResponse::Forbidden().finish()),
     };
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let ip = client_ip(&req, &hub.config.client_ip);
     let Some(guard) = hub.admit(ip) else {
         tracing::info!(%ip, "socket refused: too many connections from this address");
         return refuse("per_ip", HttpResponse::TooManyRequests().finish());

@@ -76,7 +76,14 @@ fn api_config(settings: &Settings) -> anyhow::Result<ApiConfig> {
     let mut config = ApiConfig::new(secrets);
     config.access_token_ttl = std::time::Duration::from_secs(settings.access_token_ttl_secs);
     config.refresh_token_ttl = std::time::Duration::from_secs(settings.refresh_token_ttl_secs);
-    config.trust_forwarded_for = settings.trust_forwarded_for;
+    config.refresh_reuse_grace = std::time::Duration::from_secs(settings.refresh_reuse_grace_secs);
+    config.client_ip = settings.client_ip_rule();
+    config.password_hashing = banter_api::HashLimits {
+        max_in_flight: settings.password_hashes_in_flight.max(1),
+        max_wait: std::time::Duration::from_millis(settings.password_hash_wait_ms),
+    };
+    // The demo videos are listed on `/` for everyone: nobody may register one as theirs.
+    config.reserved_video_ids = settings.web_config().demo_videos;
     let login = settings.rate_login_per_minute;
     let comment = Limit::new(
         settings.rate_comment_per_minute,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::ResponseError;
 use banter_api::{ApiError, ApiState, CommentEvent, CommentPublisher, Denied};
 use banter_bus::{Bus, BusEvent, ChangeKind};
-use banter_core::{Comment, CommentBody, User, VideoId};
+use banter_core::{AccessChange, Comment, CommentBody, User, VideoId};
 use banter_protocol::reasons;
 use banter_realtime::{Gateway, Refusal, Viewer};
 
@@ -37,6 +37,7 @@ impl Gateway for ApiGateway {
             Ok(Viewer {
                 user: principal.user,
                 token,
+                expires_at: principal.expires_at,
             })
         })
     }
@@ -52,8 +53,10 @@ impl Gateway for ApiGateway {
         let state = self.state.clone();
         let public = self.public.clone();
         Box::pin(async move {
-            let reads = state.store.replica();
-            let found = reads
+            // On the primary: a replica may still show a video made private a moment ago.
+            let generation = public.generation();
+            let primary = state.store.primary();
+            let found = primary
                 .get_video(&video)
                 .await
                 .map_err(|e| refusal(e.into()))?;
@@ -61,9 +64,9 @@ impl Gateway for ApiGateway {
                 .as_ref()
                 .is_none_or(|v| v.visibility == banter_core::Visibility::Public)
             {
-                public.remember(video.clone());
+                public.remember(video.clone(), generation);
             }
-            match banter_api::check_view(reads, found.as_ref(), viewer.as_ref())
+            match banter_api::check_view(primary, found.as_ref(), viewer.as_ref())
                 .await
                 .map_err(refusal)?
             {
@@ -98,6 +101,12 @@ impl Gateway for ApiGateway {
                 .map_err(refusal)
         })
     }
+
+    fn access_changed(&self, change: &AccessChange) {
+        if let AccessChange::Video(video) = change {
+            self.public.forget(video);
+        }
+    }
 }
 
 /// Puts the API's committed comment changes on the bus.
@@ -113,5 +122,9 @@ impl CommentPublisher for BusPublisher {
             CommentEvent::Deleted(c) => (ChangeKind::Deleted, c),
         };
         self.bus.publish(BusEvent::new(kind, comment));
+    }
+
+    fn access_changed(&self, change: AccessChange) {
+        self.bus.publish_access(change);
     }
 }

@@ -69,12 +69,25 @@ pub struct Settings {
     pub jwt_secret: Option<SecretString>,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
+    /// Seconds after a refresh token's use in which presenting it again returns the same
+    /// successor (two tabs refreshing at once) instead of revoking the session as reuse.
+    pub refresh_reuse_grace_secs: u64,
     pub log_format: Option<LogFormat>,
     pub log_level: String,
     pub shutdown_timeout_secs: u64,
     /// On SIGTERM, open sockets are closed in batches spread over this many seconds.
     pub drain_window_secs: u64,
+    /// The header the operator's load balancer sets to the client's address (e.g.
+    /// `X-Forwarded-For`); empty: the TCP peer is the client.
+    pub client_ip_header: String,
+    /// How many proxies of the operator's append to `client_ip_header`; the client's address
+    /// is that many entries from the right.
+    pub trusted_proxy_hops: usize,
+    /// Shorthand for `client_ip_header = "X-Forwarded-For"` (kept for older configurations).
     pub trust_forwarded_for: bool,
+    /// Argon2 hashes a node runs at once; more wait up to `password_hash_wait_ms`, then 503.
+    pub password_hashes_in_flight: usize,
+    pub password_hash_wait_ms: u64,
     pub rate_login_per_minute: u32,
     pub rate_register_per_minute: u32,
     pub rate_comment_per_minute: u32,
@@ -117,10 +130,15 @@ migrate_on_start = true
 redis_prefix = "banter"
 access_token_ttl_secs = 900
 refresh_token_ttl_secs = 2592000
+refresh_reuse_grace_secs = 10
 log_level = "info"
 shutdown_timeout_secs = 30
 drain_window_secs = 10
+client_ip_header = ""
+trusted_proxy_hops = 1
 trust_forwarded_for = false
+password_hashes_in_flight = 4
+password_hash_wait_ms = 2000
 rate_login_per_minute = 30
 rate_register_per_minute = 10
 rate_comment_per_minute = 60
@@ -143,6 +161,9 @@ rebalance_enabled = false
 rebalance_threshold = 0.2
 rebalance_max_per_second = 20
 "#;
+
+/// The shortest JWT secret accepted, in any mode.
+const MIN_JWT_SECRET_BYTES: usize = 32;
 
 /// The non-empty, trimmed items of a comma-separated setting.
 fn comma_list(value: &str) -> Vec<String> {
@@ -182,14 +203,19 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if self.env == Environment::Production {
-            let secrets = self.jwt_secrets();
-            if secrets.is_empty() {
-                bail!("BANTER_JWT_SECRET is required when BANTER_ENV=production");
-            }
-            if secrets.iter().any(|s| s.expose_secret().len() < 32) {
-                bail!("every JWT secret must be at least 32 bytes long");
-            }
+        let secrets = self.jwt_secrets();
+        if self.env == Environment::Production && secrets.is_empty() {
+            bail!("BANTER_JWT_SECRET is required when BANTER_ENV=production");
+        }
+        // In every mode: a short HMAC key can be brute-forced from one token.
+        if secrets
+            .iter()
+            .any(|s| s.expose_secret().len() < MIN_JWT_SECRET_BYTES)
+        {
+            bail!(
+                "every BANTER_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes long \
+                 (generate one with `openssl rand -base64 48`)"
+            );
         }
         Ok(())
     }
@@ -219,6 +245,21 @@ impl Settings {
         })
     }
 
+    /// Where a request's client IP comes from, for REST and sockets alike.
+    pub fn client_ip_rule(&self) -> banter_core::ClientIpRule {
+        let header = match self.client_ip_header.trim() {
+            "" if self.trust_forwarded_for => "x-forwarded-for",
+            header => header,
+        };
+        if header.is_empty() {
+            return banter_core::ClientIpRule::Peer;
+        }
+        banter_core::ClientIpRule::Header {
+            name: header.to_ascii_lowercase(),
+            trusted_hops: self.trusted_proxy_hops.max(1),
+        }
+    }
+
     pub fn web_config(&self) -> banter_web::WebConfig {
         banter_web::WebConfig {
             demo_videos: comma_list(&self.web_demo_videos),
@@ -228,6 +269,7 @@ impl Settings {
     pub fn realtime_config(&self) -> banter_realtime::RealtimeConfig {
         banter_realtime::RealtimeConfig {
             allow_anonymous: self.ws_allow_anonymous,
+            client_ip: self.client_ip_rule(),
             allowed_origins: comma_list(&self.ws_allowed_origins),
             max_connections_per_ip: self.ws_max_connections_per_ip,
             max_channels_per_socket: self.ws_max_channels_per_socket,
@@ -343,6 +385,45 @@ mod tests {
     }
 
     #[test]
+    fn a_short_jwt_secret_is_refused_in_dev_mode_too() {
+        let err = Settings::load_from(None, env(&[("BANTER_JWT_SECRET", "abc")])).unwrap_err();
+        assert!(format!("{err:#}").contains("at least 32 bytes"), "{err:#}");
+        let err = Settings::load_from(
+            None,
+            env(&[("BANTER_JWT_SECRET", &format!("{},short", "k".repeat(32)))]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("at least 32 bytes"), "{err:#}");
+        assert!(Settings::load_from(None, env(&[("BANTER_JWT_SECRET", &"k".repeat(32))])).is_ok());
+    }
+
+    #[test]
+    fn the_client_ip_comes_from_the_configured_header_only() {
+        use banter_core::ClientIpRule;
+        let rule = |pairs: &[(&str, &str)]| {
+            Settings::load_from(None, env(pairs))
+                .unwrap()
+                .client_ip_rule()
+        };
+        assert_eq!(rule(&[]), ClientIpRule::Peer);
+        let xff = ClientIpRule::Header {
+            name: "x-forwarded-for".into(),
+            trusted_hops: 1,
+        };
+        assert_eq!(rule(&[("BANTER_TRUST_FORWARDED_FOR", "true")]), xff);
+        assert_eq!(
+            rule(&[
+                ("BANTER_CLIENT_IP_HEADER", "X-Real-IP"),
+                ("BANTER_TRUSTED_PROXY_HOPS", "2")
+            ]),
+            ClientIpRule::Header {
+                name: "x-real-ip".into(),
+                trusted_hops: 2
+            }
+        );
+    }
+
+    #[test]
     fn an_unknown_role_is_a_clear_error() {
         let err = Settings::load_from(None, env(&[("BANTER_ROLE", "boss")])).unwrap_err();
         assert!(format!("{err:#}").contains("role"), "{err:#}");
@@ -350,8 +431,11 @@ mod tests {
 
     #[test]
     fn secrets_do_not_appear_in_debug_output() {
-        let s =
-            Settings::load_from(None, env(&[("BANTER_JWT_SECRET", "super-secret-value")])).unwrap();
+        let s = Settings::load_from(
+            None,
+            env(&[("BANTER_JWT_SECRET", &"super-secret-value".repeat(2))]),
+        )
+        .unwrap();
         assert!(!format!("{s:?}").contains("super-secret-value"));
     }
 }

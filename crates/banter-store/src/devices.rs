@@ -41,6 +41,7 @@ struct PrincipalRow {
     #[sqlx(flatten)]
     user: UserRow,
     device_active: Option<bool>,
+    session_active: bool,
 }
 
 impl PrimaryPool {
@@ -121,26 +122,32 @@ impl PrimaryPool {
         Ok(found)
     }
 
-    /// The user behind an access token, if the account is active and the device has not been
-    /// revoked. Read on the primary so a deactivation or revocation takes effect at once.
+    /// The user behind an access token, if the account is active, the device has not been
+    /// revoked and the token's session (its refresh-token family) has not ended: logout,
+    /// revocation of the device, a password change elsewhere and detected refresh-token reuse
+    /// all end a session. Read on the primary so any of them takes effect at once.
     #[tracing::instrument(name = "db.active_principal", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn active_principal(
         &self,
         user_id: UserId,
         device_id: &DeviceId,
+        session_id: Uuid,
     ) -> Result<Option<User>, StoreError> {
         const SQL: &str = "SELECT u.id, u.email, u.username, u.role, u.is_active, u.last_login_at, u.created_at, u.updated_at, \
-             d.is_active AS device_active \
+             d.is_active AS device_active, \
+             EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = $3 AND t.user_id = u.id \
+                     AND t.device_id = $2 AND t.revoked_at IS NULL) AS session_active \
              FROM users u LEFT JOIN user_devices d ON d.user_id = u.id AND d.device_id = $2 WHERE u.id = $1";
         let row = on_pool!(self.pool(), |p| {
             sqlx::query_as::<_, PrincipalRow>(SQL)
                 .bind(user_id.as_uuid())
                 .bind(device_id.as_ref())
+                .bind(session_id)
                 .fetch_optional(p)
                 .await
         })?;
         match row {
-            Some(row) if row.device_active == Some(true) => {
+            Some(row) if row.device_active == Some(true) && row.session_active => {
                 let user: User = row.user.try_into()?;
                 Ok(user.is_active.then_some(user))
             }

@@ -1,7 +1,8 @@
 //! Access tokens: HS256 JWTs, short-lived, with the algorithm pinned on verification (a token
 //! claiming `alg: none` or any other algorithm is refused). Keys rotate through a list: the first
 //! secret signs, every secret verifies, so a new key can be introduced before the old one is
-//! retired.
+//! retired. Each token names the session it belongs to (`sid`, its refresh-token family), so it
+//! dies with that session however long it has left.
 
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub struct AccessClaims {
     pub sub: String,
     /// The device the token was issued to.
     pub did: String,
+    /// The session (refresh-token family) the token belongs to.
+    pub sid: String,
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
@@ -31,6 +34,16 @@ pub enum TokenError {
     Expired,
     #[error("access token is invalid")]
     Invalid,
+}
+
+/// What a valid access token says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub session: uuid::Uuid,
+    /// Unix seconds.
+    pub expires_at: i64,
 }
 
 pub struct JwtKeys {
@@ -65,11 +78,17 @@ impl JwtKeys {
         self.ttl
     }
 
-    pub fn issue(&self, user: UserId, device: &DeviceId) -> anyhow::Result<String> {
+    pub fn issue(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        session: uuid::Uuid,
+    ) -> anyhow::Result<String> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let claims = AccessClaims {
             sub: user.to_string(),
             did: device.as_ref().to_owned(),
+            sid: session.to_string(),
             iat: now,
             exp: now + self.ttl.as_secs() as i64,
             iss: ISSUER.to_owned(),
@@ -82,7 +101,7 @@ impl JwtKeys {
     }
 
     /// Checks signature (against every key), algorithm, issuer and expiry.
-    pub fn verify(&self, token: &str) -> Result<(UserId, DeviceId), TokenError> {
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
         let mut expired = false;
         for key in &self.verifying {
             match jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation) {
@@ -90,7 +109,13 @@ impl JwtKeys {
                     let user = data.claims.sub.parse().map_err(|_| TokenError::Invalid)?;
                     let device =
                         DeviceId::parse(&data.claims.did).map_err(|_| TokenError::Invalid)?;
-                    return Ok((user, device));
+                    let session = data.claims.sid.parse().map_err(|_| TokenError::Invalid)?;
+                    return Ok(Verified {
+                        user,
+                        device,
+                        session,
+                        expires_at: data.claims.exp,
+                    });
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => expired = true,
                 Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
@@ -122,15 +147,26 @@ mod tests {
         let keys = keys(&["k1-0123456789abcdef0123456789abcdef"]);
         let user = UserId::generate();
         let device = DeviceId::parse("dev-1").unwrap();
-        let token = keys.issue(user, &device).unwrap();
-        assert_eq!(keys.verify(&token).unwrap(), (user, device));
+        let session = uuid::Uuid::now_v7();
+        let token = keys.issue(user, &device, session).unwrap();
+        let verified = keys.verify(&token).unwrap();
+        assert_eq!(
+            (verified.user, verified.device, verified.session),
+            (user, device, session)
+        );
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        assert!((now + 899..=now + 901).contains(&verified.expires_at));
     }
 
     #[test]
     fn a_token_signed_with_a_retired_key_still_verifies_while_that_key_is_listed() {
         let old = keys(&["old-key-0123456789abcdef0123456789"]);
         let token = old
-            .issue(UserId::generate(), &DeviceId::parse("d").unwrap())
+            .issue(
+                UserId::generate(),
+                &DeviceId::parse("d").unwrap(),
+                uuid::Uuid::now_v7(),
+            )
             .unwrap();
         assert!(
             keys(&[
@@ -164,7 +200,11 @@ mod tests {
     fn a_tampered_token_is_refused() {
         let keys = keys(&["k1-0123456789abcdef0123456789abcdef"]);
         let token = keys
-            .issue(UserId::generate(), &DeviceId::parse("d").unwrap())
+            .issue(
+                UserId::generate(),
+                &DeviceId::parse("d").unwrap(),
+                uuid::Uuid::now_v7(),
+            )
             .unwrap();
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = URL_SAFE_NO_PAD.encode(format!(
@@ -180,6 +220,7 @@ mod tests {
         let claims = AccessClaims {
             sub: UserId::generate().to_string(),
             did: "d".into(),
+            sid: uuid::Uuid::now_v7().to_string(),
             iat: 0,
             exp: 1,
             iss: ISSUER.into(),
@@ -187,5 +228,16 @@ mod tests {
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.signing).unwrap();
         assert_eq!(keys.verify(&token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn a_token_without_a_session_is_refused() {
+        let keys = keys(&["k1-0123456789abcdef0123456789abcdef"]);
+        let claims = serde_json::json!({
+            "sub": UserId::generate().to_string(), "did": "d", "iat": 0, "exp": 9999999999i64, "iss": ISSUER,
+        });
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.signing).unwrap();
+        assert_eq!(keys.verify(&token), Err(TokenError::Invalid));
     }
 }

@@ -7,6 +7,6 @@ mod principal;
 mod refresh;
 
 pub use jwt::{JwtKeys, TokenError};
-pub use password::PasswordHasher;
+pub use password::{HashLimits, PasswordHasher};
 pub use principal::{MaybePrincipal, Principal, verify_access_token};
-pub use refresh::{RefreshToken, hash_refresh_token};
+pub use refresh::{RefreshToken, SuccessorKey, hash_refresh_token};

@@ -1,6 +1,7 @@
 //! `Principal`: the signed-in user of a request, extracted from `Authorization: Bearer <jwt>`.
-//! Beyond the token's signature and expiry, the user must still be active and the device not
-//! revoked; that is checked on the primary on every request so it takes effect at once.
+//! Beyond the token's signature and expiry, the user must still be active, the device not
+//! revoked and the token's session not ended; that is checked on the primary on every request
+//! so it takes effect at once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,26 +17,44 @@ use crate::{ApiError, ApiState, codes};
 pub struct Principal {
     pub user: User,
     pub device_id: DeviceId,
+    /// The session (refresh-token family) the token belongs to.
+    pub session_id: uuid::Uuid,
+    /// When the access token expires, in Unix seconds.
+    pub expires_at: i64,
 }
 
 /// Verifies an access token and loads its user, for any transport (HTTP or WebSocket).
 pub async fn verify_access_token(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
-    let (user_id, device_id) = state.jwt.verify(token).map_err(|e| match e {
+    let verified = state.jwt.verify(token).map_err(|e| match e {
         TokenError::Expired => ApiError::unauthorized(codes::TOKEN_EXPIRED, e.to_string()),
         TokenError::Invalid => ApiError::unauthorized(codes::INVALID_TOKEN, e.to_string()),
     })?;
     let user = state
         .store
         .primary()
-        .active_principal(user_id, &device_id)
+        .active_principal(verified.user, &verified.device, verified.session)
         .await?
         .ok_or_else(|| {
             ApiError::unauthorized(
                 codes::INVALID_TOKEN,
-                "the account is deactivated or the device was signed out",
+                "this session has ended (signed out, device revoked, password changed or \
+                 account deactivated): sign in again",
             )
         })?;
-    Ok(Principal { user, device_id })
+    Ok(Principal {
+        user,
+        device_id: verified.device,
+        session_id: verified.session,
+        expires_at: verified.expires_at,
+    })
+}
+
+/// The token of an `Authorization: Bearer <token>` header. The scheme is matched
+/// case-insensitively (RFC 9110 §11.1), and any amount of space may separate it from the token.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 impl FromRequest for Principal {
@@ -54,16 +73,13 @@ impl FromRequest for Principal {
             let header = header.ok_or_else(|| {
                 ApiError::unauthorized(codes::UNAUTHENTICATED, "sign in: this needs a bearer token")
             })?;
-            let token = header
-                .strip_prefix("Bearer ")
-                .or_else(|| header.strip_prefix("bearer "))
-                .ok_or_else(|| {
-                    ApiError::unauthorized(
-                        codes::INVALID_TOKEN,
-                        "Authorization must be 'Bearer <token>'",
-                    )
-                })?;
-            verify_access_token(&state, token.trim()).await
+            let token = bearer_token(&header).ok_or_else(|| {
+                ApiError::unauthorized(
+                    codes::INVALID_TOKEN,
+                    "Authorization must be 'Bearer <token>'",
+                )
+            })?;
+            verify_access_token(&state, token).await
         })
     }
 }
@@ -82,5 +98,20 @@ impl FromRequest for MaybePrincipal {
         }
         let principal = Principal::from_request(req, payload);
         Box::pin(async move { Ok(MaybePrincipal(Some(principal.await?))) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer abc", "bearer abc", "BEARER abc", "BeArEr   abc "] {
+            assert_eq!(bearer_token(header), Some("abc"), "{header}");
+        }
+        for header in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", "abc"] {
+            assert_eq!(bearer_token(header), None, "{header}");
+        }
     }
 }

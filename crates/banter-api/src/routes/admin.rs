@@ -1,7 +1,7 @@
 //! `/api/admin/*`: user management for admins.
 
 use actix_web::{HttpResponse, get, patch, web};
-use banter_core::{Role, UserId};
+use banter_core::{AccessChange, Role, UserId};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -58,7 +58,8 @@ pub async fn list_users(
 }
 
 /// Change a user's role or deactivate/reactivate them. A deactivated user's tokens stop
-/// working immediately.
+/// working immediately and their sockets are closed; a demoted moderator loses the videos
+/// only that role let them watch, on every node.
 #[utoipa::path(
     tag = "admin",
     params(("user_id" = uuid::Uuid, Path)),
@@ -82,5 +83,6 @@ pub async fn update_user(
         .await?
         .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
     tracing::info!(admin = %principal.user.id, user = %user.id, role = %user.role, active = user.is_active, "user standing changed");
+    state.publisher.access_changed(AccessChange::User(user.id));
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }

@@ -1,7 +1,7 @@
 //! `/api/auth/*`: register, login, refresh (rotation with reuse detection), logout.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use banter_core::{DeviceId, Email, Password, Role, User, Username};
+use banter_core::{AccessChange, DeviceId, Email, Password, Role, User, Username};
 use banter_store::{NewRefreshToken, NewUser, RotateOutcome};
 use time::OffsetDateTime;
 
@@ -50,7 +50,7 @@ async fn start_session(
         .await?;
     primary.record_login(user.id, now).await?;
     let token = RefreshToken::generate()?;
-    primary
+    let session = primary
         .insert_refresh_token(NewRefreshToken {
             token_hash: &token.hash,
             user_id: user.id,
@@ -59,18 +59,19 @@ async fn start_session(
             expires_at: now + state.config.refresh_token_ttl,
         })
         .await?;
-    token_response(state, user, &device_id, token.token)
+    token_response(state, user, &device_id, session, token.token)
 }
 
 fn token_response(
     state: &ApiState,
     user: &User,
     device_id: &DeviceId,
+    session: uuid::Uuid,
     refresh_token: String,
 ) -> Result<AuthResponse, ApiError> {
     Ok(AuthResponse {
         user: UserDto::from(user),
-        access_token: state.jwt.issue(user.id, device_id)?,
+        access_token: state.jwt.issue(user.id, device_id, session)?,
         token_type: "Bearer",
         expires_in: state.jwt.ttl().as_secs(),
         refresh_token,
@@ -87,6 +88,7 @@ fn token_response(
         (status = 409, description = "email_taken or username_taken"),
         (status = 422, description = "invalid_email, invalid_username, invalid_password, …"),
         (status = 429, description = "rate_limited"),
+        (status = 503, description = "busy: too many password checks in progress"),
     )
 )]
 #[post("/api/auth/register")]
@@ -98,7 +100,7 @@ pub async fn register(
     state
         .limits
         .register_per_ip
-        .check(&client_ip(&req, state.config.trust_forwarded_for))?;
+        .check(&client_ip(&req, &state.config.client_ip))?;
     let body = body.into_inner();
     let email = Email::parse(&body.email)?;
     let username = Username::parse(&body.username)?;
@@ -128,6 +130,7 @@ pub async fn register(
         (status = 200, body = AuthResponse),
         (status = 401, description = "invalid_credentials or account_inactive"),
         (status = 429, description = "rate_limited"),
+        (status = 503, description = "busy: too many password checks in progress"),
     )
 )]
 #[post("/api/auth/login")]
@@ -140,11 +143,7 @@ pub async fn login(
     state
         .limits
         .login_per_ip
-        .check(&client_ip(&req, state.config.trust_forwarded_for))?;
-    state
-        .limits
-        .login_per_account
-        .check(&body.login.trim().to_lowercase())?;
+        .check(&client_ip(&req, &state.config.client_ip))?;
     let (device_id, info) = parse_device(body.device_id.as_deref(), body.device_info)?;
     let found = if body.login.len() <= 254 && body.password.len() <= 1024 {
         state
@@ -155,6 +154,13 @@ pub async fn login(
     } else {
         None
     };
+    // One budget per account, whether it is named by email or username; unknown logins get
+    // one each, so probing them costs the same as guessing a password.
+    let account_key = match &found {
+        Some((user, _)) => user.id.to_string(),
+        None => format!("login:{}", body.login.trim().to_lowercase()),
+    };
+    state.limits.login_per_account.check(&account_key)?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
@@ -181,13 +187,15 @@ pub async fn login(
 }
 
 /// Exchange a refresh token for a new token pair. Each refresh token works once; presenting a
-/// used one signs that device's session out everywhere.
+/// used one signs that session out everywhere, except within the grace window after its use
+/// (`BANTER_REFRESH_REUSE_GRACE_SECS`, 10 s by default), when it gets the same new pair's
+/// refresh token again, so two tabs refreshing at once both stay signed in.
 #[utoipa::path(
     tag = "auth",
     request_body = RefreshRequest,
     responses(
         (status = 200, body = AuthResponse),
-        (status = 401, description = "invalid_refresh_token, refresh_token_reused or account_inactive"),
+        (status = 401, description = "invalid_refresh_token, refresh_token_reused, session_ended or account_inactive"),
     )
 )]
 #[post("/api/auth/refresh")]
@@ -196,19 +204,35 @@ pub async fn refresh(
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let old_hash = hash_refresh_token(&body.refresh_token);
-    let new = RefreshToken::generate()?;
+    let new = state.successors.successor(&body.refresh_token);
     let expires = OffsetDateTime::now_utc() + state.config.refresh_token_ttl;
     let primary = state.store.primary();
-    let (user_id, device_id) = match primary
-        .rotate_refresh_token(&old_hash, &new.hash, expires)
+    let (user_id, device_id, session) = match primary
+        .rotate_refresh_token(
+            &old_hash,
+            &new.hash,
+            expires,
+            state.config.refresh_reuse_grace,
+        )
         .await?
     {
-        RotateOutcome::Rotated { user_id, device_id } => (user_id, device_id),
-        RotateOutcome::Reused => {
+        RotateOutcome::Rotated {
+            user_id,
+            device_id,
+            family_id,
+        } => (user_id, device_id, family_id),
+        RotateOutcome::Reused { user_id } => {
             tracing::warn!("refresh token reuse detected; token family revoked");
+            state.publisher.access_changed(AccessChange::User(user_id));
             return Err(ApiError::unauthorized(
                 codes::REFRESH_TOKEN_REUSED,
                 "this refresh token was already used; the session has been signed out",
+            ));
+        }
+        RotateOutcome::Revoked => {
+            return Err(ApiError::unauthorized(
+                codes::SESSION_ENDED,
+                "this session was signed out; sign in again",
             ));
         }
         RotateOutcome::Expired | RotateOutcome::Unknown => {
@@ -220,7 +244,7 @@ pub async fn refresh(
     };
     let device_id = DeviceId::parse(&device_id)?;
     let user = primary
-        .active_principal(user_id, &device_id)
+        .active_principal(user_id, &device_id, session)
         .await?
         .ok_or_else(|| {
             ApiError::unauthorized(
@@ -228,10 +252,13 @@ pub async fn refresh(
                 "the account or device is no longer active",
             )
         })?;
-    Ok(HttpResponse::Ok().json(token_response(&state, &user, &device_id, new.token)?))
+    Ok(HttpResponse::Ok().json(token_response(
+        &state, &user, &device_id, session, new.token,
+    )?))
 }
 
-/// Sign out: revokes the refresh token's whole family.
+/// Sign out: ends the refresh token's session. Its refresh tokens and its access tokens stop
+/// working at once, and sockets opened with them are closed.
 #[utoipa::path(
     tag = "auth",
     request_body = RefreshRequest,
@@ -243,11 +270,12 @@ pub async fn logout(
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let hash = hash_refresh_token(&body.refresh_token);
-    if !state.store.primary().revoke_token_family(&hash).await? {
+    let Some(user) = state.store.primary().revoke_token_family(&hash).await? else {
         return Err(ApiError::unauthorized(
             codes::INVALID_REFRESH_TOKEN,
             "refresh token is invalid",
         ));
-    }
+    };
+    state.publisher.access_changed(AccessChange::User(user));
     Ok(HttpResponse::NoContent().finish())
 }

@@ -60,9 +60,12 @@ pub async fn list_comments(
         (None, Some(before)) => CommentPage::Before(before),
         (None, None) => CommentPage::Latest,
     };
+    // Access is decided on the primary (a replica may lag a visibility change); the page
+    // itself may come from a replica.
+    let primary = state.store.primary();
+    let video = primary.get_video(&video_id).await?;
+    check_view(primary, video.as_ref(), viewer.0.as_ref().map(|p| &p.user)).await??;
     let reads = state.store.replica();
-    let video = reads.get_video(&video_id).await?;
-    check_view(reads, video.as_ref(), viewer.0.as_ref().map(|p| &p.user)).await??;
     let comments = reads.list_comments(&video_id, page, limit).await?;
     // The page itself is the freshest evidence of the newest seq the replica has.
     let last_seq = video
@@ -116,7 +119,7 @@ pub async fn post_comment(
 ) -> Result<banter_core::Comment, ApiError> {
     let primary = state.store.primary();
     let video = primary.get_video(video_id).await?;
-    check_view(state.store.replica(), video.as_ref(), Some(&principal.user)).await??;
+    check_view(primary, video.as_ref(), Some(&principal.user)).await??;
     state
         .limits
         .comment_per_user

@@ -1,11 +1,12 @@
 //! `/api/me*`: the signed-in user's account and devices.
 
-use actix_web::{HttpResponse, delete, get, patch, web};
-use banter_core::{DeviceId, Email, Password, Username};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, web};
+use banter_core::{AccessChange, DeviceId, Email, Password, Username};
 use banter_store::ProfileChanges;
 use time::OffsetDateTime;
 
 use crate::auth::Principal;
+use crate::client_ip::client_ip;
 use crate::dto::{DeviceDto, UpdateMeRequest, UserDto};
 use crate::{ApiError, ApiState, codes};
 
@@ -16,15 +17,18 @@ pub async fn get_me(principal: Principal) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(UserDto::from(&principal.user)))
 }
 
-/// Change email, username or password (a new password needs `current_password`).
+/// Change email, username or password (a new password needs `current_password`, which is
+/// checked under the same per-IP and per-account limits as a login). A new password ends every
+/// other session of the account: their tokens stop working and their sockets are closed.
 #[utoipa::path(
     tag = "me",
     request_body = UpdateMeRequest,
-    responses((status = 200, body = UserDto), (status = 401), (status = 409), (status = 422)),
+    responses((status = 200, body = UserDto), (status = 401), (status = 409), (status = 422), (status = 429), (status = 503)),
     security(("bearer" = []))
 )]
 #[patch("/api/me")]
 pub async fn update_me(
+    req: HttpRequest,
     principal: Principal,
     state: web::Data<ApiState>,
     body: web::Json<UpdateMeRequest>,
@@ -43,6 +47,14 @@ pub async fn update_me(
                 "current_password is required to change the password",
             )
         })?;
+        state
+            .limits
+            .login_per_ip
+            .check(&client_ip(&req, &state.config.client_ip))?;
+        state
+            .limits
+            .login_per_account
+            .check(&principal.user.id.to_string())?;
         let hash = state
             .store
             .primary()
@@ -61,12 +73,21 @@ pub async fn update_me(
                 .await?,
         );
     }
-    let user = state
-        .store
-        .primary()
+    let password_changed = changes.password_hash.is_some();
+    let primary = state.store.primary();
+    let user = primary
         .update_profile(principal.user.id, changes)
         .await?
         .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
+    if password_changed {
+        // Whoever knew the old password is signed out everywhere but here.
+        let ended = primary
+            .revoke_other_sessions(user.id, principal.session_id)
+            .await?;
+        tracing::info!(user_id = %user.id, ended, "password changed; other sessions ended");
+    }
+    // A new username shows in presence; a new password ends sessions: sockets re-check.
+    state.publisher.access_changed(AccessChange::User(user.id));
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }
 
@@ -85,7 +106,8 @@ pub async fn list_devices(
     Ok(HttpResponse::Ok().json(devices.iter().map(DeviceDto::from).collect::<Vec<_>>()))
 }
 
-/// Sign a device out: its refresh tokens are revoked and its access tokens stop working.
+/// Sign a device out: its refresh tokens are revoked, its access tokens stop working and its
+/// open sockets are closed (4001).
 #[utoipa::path(
     tag = "me",
     params(("device_id" = String, Path)),
@@ -108,5 +130,8 @@ pub async fn revoke_device(
     if !found {
         return Err(ApiError::NotFound("no such device".into()));
     }
+    state
+        .publisher
+        .access_changed(AccessChange::User(principal.user.id));
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,18 +2,18 @@
 //! of a members-only video. (Public videos also come into being with their first comment.)
 
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
-use banter_core::{UserId, Video, VideoId, Visibility};
+use banter_core::{AccessChange, UserId, Video, VideoId, Visibility};
 
 use crate::access::check_view;
 use crate::auth::{MaybePrincipal, Principal};
 use crate::dto::{CreateVideoRequest, UpdateVideoRequest, VideoDto};
-use crate::{ApiError, ApiState};
+use crate::{ApiError, ApiState, codes};
 
 /// Register a video you own.
 #[utoipa::path(
     tag = "videos",
     request_body = CreateVideoRequest,
-    responses((status = 201, body = VideoDto), (status = 401), (status = 409), (status = 422)),
+    responses((status = 201, body = VideoDto), (status = 401), (status = 409, description = "video_exists or video_id_reserved"), (status = 422)),
     security(("bearer" = []))
 )]
 #[post("/api/videos")]
@@ -23,6 +23,17 @@ pub async fn create_video(
     body: web::Json<CreateVideoRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = VideoId::parse(&body.id)?;
+    if state
+        .config
+        .reserved_video_ids
+        .iter()
+        .any(|r| r == id.as_ref())
+    {
+        return Err(ApiError::Conflict {
+            code: codes::VIDEO_ID_RESERVED,
+            message: "this video id is reserved for the demo videos".into(),
+        });
+    }
     let visibility = body
         .visibility
         .as_deref()
@@ -34,6 +45,10 @@ pub async fn create_video(
         .primary()
         .create_video(&id, principal.user.id, visibility)
         .await?;
+    // Anyone already watching the id while it had no owner is re-checked against it.
+    state
+        .publisher
+        .access_changed(AccessChange::Video(video.id.clone()));
     Ok(HttpResponse::Created().json(VideoDto::from(&video)))
 }
 
@@ -50,12 +65,13 @@ pub async fn get_video(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = VideoId::parse(&path)?;
-    let reads = state.store.replica();
-    let video = reads
+    // Read on the primary: a replica could still show a video made private a moment ago.
+    let primary = state.store.primary();
+    let video = primary
         .get_video(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such video".into()))?;
-    check_view(reads, Some(&video), viewer.0.as_ref().map(|p| &p.user)).await??;
+    check_view(primary, Some(&video), viewer.0.as_ref().map(|p| &p.user)).await??;
     Ok(HttpResponse::Ok().json(VideoDto::from(&video)))
 }
 
@@ -101,6 +117,9 @@ pub async fn update_video(
         .primary()
         .set_visibility(&video.id, video.visibility)
         .await?;
+    state
+        .publisher
+        .access_changed(AccessChange::Video(video.id.clone()));
     Ok(HttpResponse::Ok().json(VideoDto::from(&video)))
 }
 
@@ -151,5 +170,9 @@ pub async fn remove_member(
         .primary()
         .set_member(&video.id, UserId::from_uuid(user), false)
         .await?;
+    state.publisher.access_changed(AccessChange::Member {
+        video: video.id,
+        user: UserId::from_uuid(user),
+    });
     Ok(HttpResponse::NoContent().finish())
 }
