@@ -95,6 +95,21 @@ async function main() {
   if (!a.isConnected() || closes !== 0) fail("heartbeat did not keep the socket alive");
   step("heartbeat");
 
+  // 6b. A fresh token pushed in-band on the `phoenix` topic with the stock client's own
+  // `push`/`onMessage`: accepted for the same account, refused for another one.
+  const pushToken = (token) =>
+    within(5000, "access_token reply", (ok) => {
+      const ref = a.makeRef();
+      a.onMessage(({ topic, event, payload, ref: r }) => topic === "phoenix" && event === "phx_reply" && r === ref && ok(payload));
+      a.push({ topic: "phoenix", event: "access_token", payload: { token }, ref });
+    });
+  const same = await pushToken(TOKEN_A);
+  if (same.status !== "ok" || typeof same.response.expires_at !== "number") fail(`in-band token ${JSON.stringify(same)}`);
+  const other = await pushToken(TOKEN_B);
+  if (other.status !== "error" || other.response.reason !== "wrong account") fail(`foreign token ${JSON.stringify(other)}`);
+  if (!a.isConnected() || chA.state !== "joined") fail("the socket or channel suffered from the token pushes");
+  step("access_token");
+
   // 7. A server restart: the client reconnects and the channel rejoins by itself.
   const rejoinedAfterRestart = within(20000, "rejoin after restart", (ok) => {
     let sawError = false;

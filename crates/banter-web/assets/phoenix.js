@@ -1,5 +1,5 @@
 // Banter's Phoenix Channels V2 client: the part of the `phoenix` npm package's API the video
-// page uses (Socket, Channel, Push), with the same behaviour: heartbeats, reconnect backoff,
+// page uses (Socket with push and onMessage, Channel, Push), with the same behaviour: heartbeats, reconnect backoff,
 // automatic rejoin that re-evaluates the channel's params (so `since_seq` is current), pushes
 // buffered until joined, receive hooks kept across rejoins. The stock `phoenix.mjs` can be
 // served in its place unchanged.
@@ -69,13 +69,13 @@ export class Push {
     this.ref = this.channel.socket.makeRef();
     this.channel.socket.registerReply(this.ref, (status, response) => this.trigger(status, response));
     this.timer = setTimeout(() => this.trigger("timeout", {}), this.timeout);
-    this.channel.socket.push([
-      this.channel.joinRef(),
-      this.ref,
-      this.channel.topic,
-      this.event,
-      this.payload(),
-    ]);
+    this.channel.socket.push({
+      join_ref: this.channel.joinRef(),
+      ref: this.ref,
+      topic: this.channel.topic,
+      event: this.event,
+      payload: this.payload(),
+    });
   }
 
   trigger(status, response) {
@@ -187,11 +187,12 @@ export class Channel {
     return leave;
   }
 
-  closed() {
+  // Left, or closed by the server (`phx_close`, whose payload may say why): not rejoined.
+  closed(payload) {
     this.state = "closed";
     this.rejoinTimer.reset();
     this.socket.remove(this);
-    for (const hook of this.closeHooks) hook();
+    for (const hook of this.closeHooks) hook(payload);
   }
 
   // The socket dropped or the server crashed the channel: rejoin when possible.
@@ -212,7 +213,7 @@ export class Channel {
     // Messages for an earlier join of this topic are stale.
     if (joinRef && joinRef !== this.joinRef()) return;
     if (event === EVENTS.error) return this.errored(payload);
-    if (event === EVENTS.close) return this.closed();
+    if (event === EVENTS.close) return this.closed(payload);
     for (const b of this.bindings) {
       if (b.event === event) b.callback(payload);
     }
@@ -230,7 +231,7 @@ export class Socket {
     this.replies = new Map();
     this.ref = 0;
     this.conn = null;
-    this.hooks = { open: [], close: [], error: [] };
+    this.hooks = { open: [], close: [], error: [], message: [] };
     this.closeWasClean = false;
     this.pendingHeartbeat = null;
     this.heartbeatTimer = null;
@@ -262,6 +263,10 @@ export class Socket {
   }
   onError(callback) {
     this.hooks.error.push(callback);
+  }
+  // Every message received, as `{join_ref, ref, topic, event, payload}`.
+  onMessage(callback) {
+    this.hooks.message.push(callback);
   }
 
   channel(topic, params) {
@@ -334,8 +339,9 @@ export class Socket {
     conn.close(code || 1000, reason || "");
   }
 
-  push(message) {
-    const frame = JSON.stringify(message);
+  // `{join_ref, ref, topic, event, payload}`, as the stock client's `push` takes it.
+  push({ join_ref = null, ref = null, topic, event, payload }) {
+    const frame = JSON.stringify([join_ref, ref, topic, event, payload]);
     if (this.isConnected()) this.conn.send(frame);
     else this.sendBuffer.push(frame);
   }
@@ -360,7 +366,7 @@ export class Socket {
         return;
       }
       this.pendingHeartbeat = this.makeRef();
-      this.push([null, this.pendingHeartbeat, "phoenix", "heartbeat", {}]);
+      this.push({ ref: this.pendingHeartbeat, topic: "phoenix", event: "heartbeat", payload: {} });
     }, this.heartbeatIntervalMs);
   }
 
@@ -379,6 +385,7 @@ export class Socket {
     if (!Array.isArray(message) || message.length < 5) return;
     const [joinRef, ref, topic, event, payload] = message;
     if (ref && ref === this.pendingHeartbeat) this.pendingHeartbeat = null;
+    for (const hook of this.hooks.message) hook({ join_ref: joinRef, ref, topic, event, payload });
     if (event === EVENTS.reply && ref && this.replies.has(ref)) {
       const callback = this.replies.get(ref);
       this.replies.delete(ref);
