@@ -107,10 +107,15 @@ impl WsClient {
 
     /// The next text frame (as JSON) or the close, within 5 s.
     pub async fn recv(&mut self) -> Received {
+        self.recv_within(Duration::from_secs(5)).await
+    }
+
+    /// The next text frame (as JSON) or the close, within `limit`.
+    pub async fn recv_within(&mut self, limit: Duration) -> Received {
         loop {
-            let next = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+            let next = tokio::time::timeout(limit, self.ws.next())
                 .await
-                .expect("no frame within 5 s");
+                .unwrap_or_else(|_| panic!("no frame within {limit:?}"));
             match next {
                 Some(Ok(Message::Text(text))) => {
                     return Received::Frame(serde_json::from_str(&text).expect("JSON frame"));
@@ -139,6 +144,18 @@ impl WsClient {
             let frame = self.frame().await;
             if frame[2] == topic && frame[3] == event {
                 return frame;
+            }
+        }
+    }
+
+    /// Like `until_event`, for waits through an outage: silence between frames is fine (bound
+    /// the whole wait with a timeout).
+    pub async fn until_event_patiently(&mut self, topic: &str, event: &str) -> Value {
+        loop {
+            match self.recv_within(Duration::from_secs(3600)).await {
+                Received::Frame(frame) if frame[2] == topic && frame[3] == event => return frame,
+                Received::Frame(_) => {}
+                Received::Closed(c) => panic!("socket closed: {c:?}"),
             }
         }
     }

@@ -540,3 +540,36 @@ async fn access_taken_away_on_one_node_ends_it_on_the_others_at_once() {
         .expect("with a close frame");
     assert_eq!(code, 4001, "{reason}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_changes_missed_during_a_redis_outage_are_caught_up_on_reconnect() {
+    let db = PgCluster::shared().create_database().await;
+    let mut redis = RedisServer::start();
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let a = node(&db, &redis, &prefix, "api", "3600").await;
+    let b = node(&db, &redis, &prefix, "realtime", "3600").await;
+    for n in [&a, &b] {
+        wait_ready(n).await;
+    }
+    let owner = a.register("owner").await;
+    let bob = a.register("bob").await;
+    a.create_video(&owner, "club", "members").await;
+    a.set_member(&owner, "club", &bob, true).await;
+    let mut bob_ws = WsClient::connect_as(&b.address, Some(&bob.access_token)).await;
+    assert_eq!(
+        bob_ws.join("comments:club", json!({})).await[4]["status"],
+        "ok"
+    );
+
+    // The removal's announcement is lost: Redis is down when it is made.
+    redis.stop();
+    a.set_member(&owner, "club", &bob, false).await;
+    redis.restart();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        bob_ws.until_event_patiently("comments:club", "phx_close"),
+    )
+    .await
+    .expect("bob lost the topic once node B's bus was back");
+    assert_eq!(closed[4]["reason"], "private video");
+}

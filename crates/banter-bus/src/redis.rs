@@ -10,7 +10,9 @@
 //! - Publishing never blocks the caller: it runs on a task; a failure is logged and, again,
 //!   repaired by `seq` on the receiving side.
 //! - Access changes go on one channel (`<prefix>:access`) every node always subscribes to;
-//!   the publishing node handles its own at once and skips the echo.
+//!   the publishing node handles its own at once and skips the echo. After the subscriber
+//!   connection was lost and comes back, the node is told `AccessChange::Any`: changes may have
+//!   been missed meanwhile, so every socket re-checks.
 //!
 //! Bounds: interest changes queue in a bounded channel (1024); when full the change is dropped
 //! and logged, and the node keeps its previous interest (extra messages are ignored; missing
@@ -229,6 +231,8 @@ async fn subscriber(
     let mut channels: HashSet<String> =
         HashSet::from([format!("{prefix}:nodes"), access_channel.clone()]);
     let mut backoff = Duration::from_millis(100);
+    // Whether a connection was up before: the next one may have missed access changes.
+    let mut resubscribing = false;
     loop {
         let pubsub = match client.get_async_pubsub().await {
             Ok(p) => p,
@@ -250,6 +254,12 @@ async fn subscriber(
         backoff = Duration::from_millis(100);
         connected.store(true, Ordering::Relaxed);
         tracing::info!(prefix, topics = channels.len(), "redis bus subscribed");
+        if std::mem::replace(&mut resubscribing, true) {
+            let handler = handlers.read().expect("bus handler lock").access.clone();
+            if let Some(handler) = handler {
+                handler(AccessChange::Any);
+            }
+        }
         loop {
             tokio::select! {
                 message = stream.next() => {

@@ -19,6 +19,11 @@ use crate::outbox::Control;
 use crate::recheck::Rechecks;
 use crate::{Gateway, RealtimeConfig};
 
+/// After a bus outage every socket re-checks, this many at a time, `RESYNC_PAUSE` apart (10k
+/// sockets take 5 s).
+const RESYNC_BATCH: usize = 200;
+const RESYNC_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 #[derive(Clone)]
 pub struct Hub {
     pub(crate) inner: Arc<HubInner>,
@@ -190,6 +195,28 @@ impl HubInner {
                 for entry in self.sessions_of(user) {
                     entry.video(video.clone());
                 }
+            }
+            AccessChange::Any => {
+                // Paced, so a bus outage does not turn into one burst of database reads.
+                let sessions: Vec<Arc<Rechecks>> = self
+                    .sessions
+                    .lock()
+                    .expect("sessions lock")
+                    .values()
+                    .map(|e| e.rechecks.clone())
+                    .collect();
+                tracing::info!(
+                    sockets = sessions.len(),
+                    "access changes may have been missed; re-checking every socket"
+                );
+                self.runtime.spawn(async move {
+                    for batch in sessions.chunks(RESYNC_BATCH) {
+                        for rechecks in batch {
+                            rechecks.account();
+                        }
+                        tokio::time::sleep(RESYNC_PAUSE).await;
+                    }
+                });
             }
             AccessChange::Video(video) => {
                 let Some(handle) = self.channels.lock().expect("hub lock").get(&video).cloned()

@@ -103,8 +103,10 @@ impl Gateway for ApiGateway {
     }
 
     fn access_changed(&self, change: &AccessChange) {
-        if let AccessChange::Video(video) = change {
-            self.public.forget(video);
+        match change {
+            AccessChange::Video(video) => self.public.forget(video),
+            AccessChange::Any => self.public.forget_all(),
+            AccessChange::User(_) | AccessChange::Member { .. } => {}
         }
     }
 }

@@ -53,6 +53,13 @@ impl PublicVideos {
             .is_some_and(|at| at.elapsed() < self.ttl)
     }
 
+    /// Drops every entry (access changes may have been missed).
+    pub fn forget_all(&self) {
+        let mut seen = self.seen.lock().expect("public videos lock");
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        seen.clear();
+    }
+
     /// Caches `video` as public, unless something was forgotten since `generation` was taken.
     pub fn remember(&self, video: VideoId, generation: u64) {
         if self.ttl.is_zero() {
@@ -108,5 +115,7 @@ mod tests {
         assert!(!cache.is_public(&v), "a stale read must not re-cache");
         cache.remember(v.clone(), cache.generation());
         assert!(cache.is_public(&v));
+        cache.forget_all();
+        assert!(!cache.is_public(&v));
     }
 }
