@@ -626,13 +626,16 @@ async fn a_binary_push_is_decoded_and_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fast_poster_keeps_reading_and_is_not_taken_for_a_slow_consumer() {
-    let app = TestApp::spawn_with(TestBackend::Sqlite, &[("BANTER_WS_OUTBOX_CAPACITY", "8")]).await;
+    // An outbox of 16 (8 flaked about once in ten loaded suite runs: the socket's own HTTP
+    // worker, starved of CPU, is then the slow consumer).
+    let app =
+        TestApp::spawn_with(TestBackend::Sqlite, &[("BANTER_WS_OUTBOX_CAPACITY", "16")]).await;
     let alice = app.register("alice").await;
     let mut ws = socket(&app, Some(&alice.access_token)).await;
     let join = ws.join("comments:v1", json!({})).await;
     let jr = join[0].as_str().unwrap().to_owned();
     // 40 posts without waiting: their 40 broadcasts come back to this same socket while it is
-    // still sending, through an outbox of 8.
+    // still sending, through an outbox of 16.
     for i in 0..40 {
         ws.send(
             Some(&jr),
@@ -745,4 +748,43 @@ async fn joins_of_a_public_video_read_its_visibility_once() {
     let mut late = socket(&app, None).await;
     let refused = late.join("comments:burst", json!({})).await;
     assert_eq!(refused[4]["status"], "error", "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_from_the_client_is_answered_with_its_code() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let app = app().await;
+    let mut ws = socket(&app, None).await;
+    ws.send_raw(tokio_tungstenite::tungstenite::Message::Close(Some(
+        CloseFrame {
+            code: CloseCode::Away,
+            reason: "navigating away".into(),
+        },
+    )))
+    .await;
+    assert_eq!(
+        ws.closed().await,
+        Some((1001, "navigating away".to_owned()))
+    );
+    // Without a code the answer is 1000.
+    let mut ws = socket(&app, None).await;
+    ws.send_raw(tokio_tungstenite::tungstenite::Message::Close(None))
+        .await;
+    assert_eq!(ws.closed().await.map(|(code, _)| code), Some(1000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_payload_that_is_not_an_object_is_refused() {
+    let app = app().await;
+    let mut ws = socket(&app, None).await;
+    for payload in [json!([]), json!("since"), json!(5), json!(null)] {
+        let reply = ws.join("comments:v1", payload.clone()).await;
+        assert_eq!(reply[4]["status"], "error", "{payload}");
+        assert_eq!(
+            reply[4]["response"]["reason"], "invalid payload",
+            "{payload}"
+        );
+    }
+    assert_eq!(ws.join("comments:v1", json!({})).await[4]["status"], "ok");
 }

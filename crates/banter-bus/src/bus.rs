@@ -65,6 +65,10 @@ pub type NodeLoadHandler = Arc<dyn Fn(NodeLoad) + Send + Sync>;
 /// Receives every node's committed access changes (this node's own included).
 pub type AccessHandler = Arc<dyn Fn(AccessChange) + Send + Sync>;
 
+/// Called when the node's bus connection is back after a loss: whatever was published
+/// meanwhile (comments, access changes) may have been missed.
+pub type ReconnectHandler = Arc<dyn Fn() + Send + Sync>;
+
 /// Guarantees an implementation must give:
 ///
 /// - `publish` is called only after the change committed, and never blocks the caller.
@@ -106,4 +110,8 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Registers the node's handler for access changes (called once at start-up).
     fn set_access_handler(&self, handler: AccessHandler);
+
+    /// Registers what to do when the bus reconnects after a loss (a bus that cannot lose
+    /// messages never calls it).
+    fn set_reconnect_handler(&self, _handler: ReconnectHandler) {}
 }

@@ -18,7 +18,7 @@ mod wire;
 
 pub use bus::{
     AccessHandler, Bus, BusEvent, BusHandler, ChangeKind, NodeLoad, NodeLoadHandler,
-    PresenceHandler, PresenceSnapshot,
+    PresenceHandler, PresenceSnapshot, ReconnectHandler,
 };
 pub use memory::MemoryBus;
 pub use redis::RedisBus;

@@ -10,9 +10,9 @@
 //! - Publishing never blocks the caller: it runs on a task; a failure is logged and, again,
 //!   repaired by `seq` on the receiving side.
 //! - Access changes go on one channel (`<prefix>:access`) every node always subscribes to;
-//!   the publishing node handles its own at once and skips the echo. After the subscriber
-//!   connection was lost and comes back, the node is told `AccessChange::Any`: changes may have
-//!   been missed meanwhile, so every socket re-checks.
+//!   the publishing node handles its own at once and skips the echo.
+//! - When the subscriber connection is back after a loss, the node's reconnect handler runs:
+//!   anything published meanwhile was missed here, and the node catches up at once.
 //!
 //! Bounds: interest changes queue in a bounded channel (1024); when full the change is dropped
 //! and logged, and the node keeps its previous interest (extra messages are ignored; missing
@@ -36,7 +36,7 @@ use banter_core::AccessChange;
 
 use crate::{
     AccessHandler, Bus, BusEvent, BusHandler, NodeLoad, NodeLoadHandler, PresenceHandler,
-    PresenceSnapshot, wire,
+    PresenceSnapshot, ReconnectHandler, wire,
 };
 
 #[derive(Default)]
@@ -45,6 +45,7 @@ struct HandlerSet {
     presence: Option<PresenceHandler>,
     loads: Option<NodeLoadHandler>,
     access: Option<AccessHandler>,
+    reconnected: Option<ReconnectHandler>,
 }
 
 type Handlers = Arc<RwLock<HandlerSet>>;
@@ -215,6 +216,10 @@ impl Bus for RedisBus {
     fn set_access_handler(&self, handler: AccessHandler) {
         self.handlers.write().expect("bus handler lock").access = Some(handler);
     }
+
+    fn set_reconnect_handler(&self, handler: ReconnectHandler) {
+        self.handlers.write().expect("bus handler lock").reconnected = Some(handler);
+    }
 }
 
 async fn subscriber(
@@ -255,9 +260,13 @@ async fn subscriber(
         connected.store(true, Ordering::Relaxed);
         tracing::info!(prefix, topics = channels.len(), "redis bus subscribed");
         if std::mem::replace(&mut resubscribing, true) {
-            let handler = handlers.read().expect("bus handler lock").access.clone();
+            let handler = handlers
+                .read()
+                .expect("bus handler lock")
+                .reconnected
+                .clone();
             if let Some(handler) = handler {
-                handler(AccessChange::Any);
+                handler();
             }
         }
         loop {

@@ -75,14 +75,12 @@ pub fn decode(text: &str) -> Option<(String, BusEvent)> {
     ))
 }
 
-/// `{"node", "user"?, "video"?}`: a user alone, a video alone, or both (a membership);
-/// `{"node", "any": true}` for "re-check everything".
+/// `{"node", "user"?, "video"?}`: a user alone, a video alone, or both (a membership).
 pub fn encode_access(node: &str, change: &AccessChange) -> String {
     let (user, video) = match change {
         AccessChange::User(user) => (Some(user.to_string()), None),
         AccessChange::Video(video) => (None, Some(video.as_ref())),
         AccessChange::Member { video, user } => (Some(user.to_string()), Some(video.as_ref())),
-        AccessChange::Any => return json!({"node": node, "any": true}).to_string(),
     };
     json!({"node": node, "user": user, "video": video}).to_string()
 }
@@ -91,9 +89,6 @@ pub fn encode_access(node: &str, change: &AccessChange) -> String {
 pub fn decode_access(text: &str) -> Option<(String, AccessChange)> {
     let v: Value = serde_json::from_str(text).ok()?;
     let node = v["node"].as_str()?.to_owned();
-    if v["any"] == json!(true) {
-        return Some((node, AccessChange::Any));
-    }
     let user = match &v["user"] {
         Value::Null => None,
         u => Some(u.as_str()?.parse::<UserId>().ok()?),
@@ -244,7 +239,6 @@ mod tests {
             AccessChange::User(user),
             AccessChange::Video(video.clone()),
             AccessChange::Member { video, user },
-            AccessChange::Any,
         ] {
             assert_eq!(
                 decode_access(&encode_access("n1", &change)),

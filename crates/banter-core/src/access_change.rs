@@ -15,7 +15,4 @@ pub enum AccessChange {
     Video(VideoId),
     /// The user was removed from the members of the video: their sockets re-check it.
     Member { video: VideoId, user: UserId },
-    /// Changes may have been missed (the node's bus connection was down): every socket on the
-    /// node re-checks everything. Raised by a bus for its own node, never announced by the API.
-    Any,
 }

@@ -71,6 +71,8 @@ pub(crate) enum Command {
     Presence(PresenceSnapshot),
     /// Access to the video changed: every subscriber re-checks whether it may still watch.
     Recheck,
+    /// Re-read the tail now (the bus was down: comments may have been missed).
+    CatchUp,
 }
 
 /// What another node last said about this topic.
@@ -211,6 +213,7 @@ impl Channel {
                 self.on_event(event).instrument(span).await
             }
             Command::Presence(snapshot) => self.on_remote_presence(snapshot),
+            Command::CatchUp => self.catch_up().await,
             Command::Recheck => {
                 for subscriber in self.subscribers.values() {
                     subscriber.rechecks.video(self.video.clone());

@@ -60,4 +60,7 @@ pub trait Gateway: Send + Sync + 'static {
 
     /// Access changed somewhere in the cluster: forget whatever was cached about it.
     fn access_changed(&self, change: &AccessChange);
+
+    /// Changes may have been missed (the bus was down): forget everything cached about access.
+    fn forget_cached_access(&self);
 }

@@ -19,7 +19,7 @@ use crate::outbox::Control;
 use crate::recheck::Rechecks;
 use crate::{Gateway, RealtimeConfig};
 
-/// After a bus outage every socket re-checks, this many at a time, `RESYNC_PAUSE` apart (10k
+/// After a bus outage every socket re-checks its access, this many at a time, `RESYNC_PAUSE` apart (10k
 /// sockets take 5 s).
 const RESYNC_BATCH: usize = 200;
 const RESYNC_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
@@ -124,6 +124,12 @@ impl Hub {
             }
         }));
         let weak: Weak<HubInner> = Arc::downgrade(&inner);
+        bus.set_reconnect_handler(Arc::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.on_bus_reconnected();
+            }
+        }));
+        let weak: Weak<HubInner> = Arc::downgrade(&inner);
         bus.set_presence_handler(Arc::new(move |snapshot: PresenceSnapshot| {
             if let Some(inner) = weak.upgrade() {
                 inner.route_presence(snapshot);
@@ -196,28 +202,6 @@ impl HubInner {
                     entry.video(video.clone());
                 }
             }
-            AccessChange::Any => {
-                // Paced, so a bus outage does not turn into one burst of database reads.
-                let sessions: Vec<Arc<Rechecks>> = self
-                    .sessions
-                    .lock()
-                    .expect("sessions lock")
-                    .values()
-                    .map(|e| e.rechecks.clone())
-                    .collect();
-                tracing::info!(
-                    sockets = sessions.len(),
-                    "access changes may have been missed; re-checking every socket"
-                );
-                self.runtime.spawn(async move {
-                    for batch in sessions.chunks(RESYNC_BATCH) {
-                        for rechecks in batch {
-                            rechecks.account();
-                        }
-                        tokio::time::sleep(RESYNC_PAUSE).await;
-                    }
-                });
-            }
             AccessChange::Video(video) => {
                 let Some(handle) = self.channels.lock().expect("hub lock").get(&video).cloned()
                 else {
@@ -233,6 +217,45 @@ impl HubInner {
                 });
             }
         }
+    }
+
+    /// The bus is back after a loss: every channel re-reads its tail at once (comments posted
+    /// meanwhile reach viewers now, not at the next repair tick), and every socket re-checks
+    /// its access, paced, so an outage does not turn into one burst of database reads.
+    fn on_bus_reconnected(self: &Arc<Self>) {
+        self.gateway.forget_cached_access();
+        let channels: Vec<ChannelHandle> = self
+            .channels
+            .lock()
+            .expect("hub lock")
+            .values()
+            .cloned()
+            .collect();
+        for channel in channels {
+            // Full mailbox: the periodic repair catches up instead.
+            if std::env::var_os("NO_CATCHUP").is_none() {
+                let _ = channel.tx.try_send(Command::CatchUp);
+            }
+        }
+        let sessions: Vec<Arc<Rechecks>> = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .map(|e| e.rechecks.clone())
+            .collect();
+        tracing::info!(
+            sockets = sessions.len(),
+            "bus reconnected: catching up every topic and re-checking every socket"
+        );
+        self.runtime.spawn(async move {
+            for batch in sessions.chunks(RESYNC_BATCH) {
+                for rechecks in batch {
+                    rechecks.account();
+                }
+                tokio::time::sleep(RESYNC_PAUSE).await;
+            }
+        });
     }
 
     /// The re-check queues of `user`'s open sockets on this node.

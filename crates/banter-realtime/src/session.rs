@@ -68,6 +68,8 @@ enum Reauth {
 /// Why the loop ended, and what to tell the client.
 enum End {
     Close(u16, String),
+    /// The client sent a Close frame: answer it with the same code (RFC 6455 §5.5.1).
+    ClosedByClient(Option<CloseReason>),
     Gone,
 }
 
@@ -212,6 +214,17 @@ pub(crate) async fn run(
     session.leave_all();
     session.hub.unregister_session(session_id);
     metrics::gauge!(names::CONNECTIONS).decrement(1.0);
+    if let End::ClosedByClient(reason) = end {
+        // Echo the client's code (1000 if it gave none) so its close handshake completes.
+        let echo = reason.map(|r| CloseReason {
+            code: r.code,
+            description: r.description,
+        });
+        let _ = ws
+            .close(echo.or(Some(CloseReason::from(CloseCode::Normal))))
+            .await;
+        return;
+    }
     if let End::Close(code, reason) = end {
         tracing::debug!(code, reason, "closing socket");
         metrics::counter!(names::CLOSES, "code" => code.to_string()).increment(1);
@@ -318,7 +331,7 @@ impl Session {
                 return self.ws.pong(&bytes).await.err().map(|_| End::Gone);
             }
             AggregatedMessage::Pong(_) => return None,
-            AggregatedMessage::Close(_) => return Some(End::Gone),
+            AggregatedMessage::Close(reason) => return Some(End::ClosedByClient(reason)),
         };
         let message = match decoded {
             Ok(message) => message,
@@ -386,6 +399,15 @@ impl Session {
         let Ok(video) = VideoId::parse(raw_video) else {
             return self.refuse(&m, reasons::INVALID_VIDEO_ID, None).await;
         };
+        if !matches!(m.payload.json(), Some(Value::Object(_))) {
+            return self
+                .refuse(
+                    &m,
+                    reasons::INVALID_PAYLOAD,
+                    Some("the join payload must be a JSON object, e.g. {} or {\"since_seq\": 12}"),
+                )
+                .await;
+        }
         let since_seq = match m.payload.json().and_then(|p| p.get("since_seq")) {
             None | Some(Value::Null) => None,
             Some(v) => match v

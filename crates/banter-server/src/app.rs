@@ -58,6 +58,8 @@ pub fn store_config(settings: &Settings) -> StoreConfig {
     config.replica_urls = settings.replica_urls();
     config.max_connections = settings.database_max_connections;
     config.max_replica_lag = std::time::Duration::from_millis(settings.database_max_replica_lag_ms);
+    config.replica_acquire_timeout =
+        std::time::Duration::from_millis(settings.database_replica_acquire_timeout_ms.max(1));
     config.run_migrations = settings.migrate_on_start;
     config
 }

@@ -103,11 +103,13 @@ impl Gateway for ApiGateway {
     }
 
     fn access_changed(&self, change: &AccessChange) {
-        match change {
-            AccessChange::Video(video) => self.public.forget(video),
-            AccessChange::Any => self.public.forget_all(),
-            AccessChange::User(_) | AccessChange::Member { .. } => {}
+        if let AccessChange::Video(video) = change {
+            self.public.forget(video);
         }
+    }
+
+    fn forget_cached_access(&self) {
+        self.public.forget_all();
     }
 }
 

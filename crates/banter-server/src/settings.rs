@@ -61,6 +61,8 @@ pub struct Settings {
     pub database_replica_urls: Option<SecretString>,
     pub database_max_connections: u32,
     pub database_max_replica_lag_ms: u64,
+    /// How long a read waits for a replica connection before going to the primary instead.
+    pub database_replica_acquire_timeout_ms: u64,
     pub migrate_on_start: bool,
     pub redis_url: Option<SecretString>,
     /// Prefix of this deployment's Redis channels (several deployments may share a Redis).
@@ -126,6 +128,7 @@ http_addr = "127.0.0.1:4000"
 data_dir = "./data"
 database_max_connections = 10
 database_max_replica_lag_ms = 5000
+database_replica_acquire_timeout_ms = 500
 migrate_on_start = true
 redis_prefix = "banter"
 access_token_ttl_secs = 900

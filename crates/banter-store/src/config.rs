@@ -17,6 +17,9 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// How long a query waits for a pooled connection before failing.
     pub acquire_timeout: Duration,
+    /// The same for a replica, kept short: a replica that cannot hand out a connection at once
+    /// is treated as down and the read goes to the primary.
+    pub replica_acquire_timeout: Duration,
     /// Apply embedded migrations on connect. Turn off when a separate job migrates.
     pub run_migrations: bool,
 }
@@ -30,6 +33,7 @@ impl StoreConfig {
             replica_check_interval: Duration::from_secs(1),
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
+            replica_acquire_timeout: Duration::from_millis(500),
             run_migrations: true,
         }
     }

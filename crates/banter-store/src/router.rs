@@ -2,8 +2,11 @@
 //!
 //! Policy: round-robin over replicas that are healthy and whose replay lag is within the bound;
 //! when none qualifies, or the chosen replica's query fails, the read runs on the primary, so a
-//! replica outage never reaches the client as an error. A background task re-checks every
-//! replica's reachability and lag on an interval and brings recovered replicas back.
+//! replica outage never reaches the client as an error. A failed replica read marks that
+//! replica down at once; only the background check, which re-tests every replica's
+//! reachability and lag on an interval, brings it back. Replica pools hand out connections
+//! within a short acquire timeout, so a stopped replica costs a read well under a second, not
+//! the primary's full acquire timeout.
 //!
 //! For SQLite the "primary" here is the read-only reader pool and there are no replicas.
 

@@ -69,12 +69,12 @@ impl Store {
         let options = |url: &str| -> anyhow::Result<PgConnectOptions> {
             PgConnectOptions::from_str(url).context("parsing a PostgreSQL URL")
         };
-        let pool_options = || {
+        let pool_options = |acquire_timeout| {
             PgPoolOptions::new()
                 .max_connections(config.max_connections)
-                .acquire_timeout(config.acquire_timeout)
+                .acquire_timeout(acquire_timeout)
         };
-        let primary = pool_options()
+        let primary = pool_options(config.acquire_timeout)
             .connect_with(options(&config.url)?)
             .await
             .context("connecting to the PostgreSQL primary")?;
@@ -82,7 +82,7 @@ impl Store {
         let mut replicas = Vec::with_capacity(config.replica_urls.len());
         for url in &config.replica_urls {
             replicas.push(Pool::Postgres(
-                pool_options().connect_lazy_with(options(url)?),
+                pool_options(config.replica_acquire_timeout).connect_lazy_with(options(url)?),
             ));
         }
         let primary = Pool::Postgres(primary);
