@@ -182,7 +182,7 @@ async fn malformed_requests_get_the_envelope_and_lose_nothing(app: TestApp) {
     assert_error(
         send("[1,2]".into(), "application/json").await.unwrap(),
         StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_field",
+        "invalid_request",
     )
     .await;
     assert_error(

@@ -1,8 +1,8 @@
-//! Turns actix-web's own extractor failures (JSON body, query string, path) and unrouted
-//! requests into `ApiError`s, so every failure leaves in the one envelope.
+//! Turns actix-web's own extractor failures (JSON body, query string, path) into `ApiError`s, so
+//! every failure leaves in the one envelope. (Unrouted requests: `banter-server`'s `methods`.)
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::web;
 
 use crate::{ApiError, codes};
 
@@ -54,9 +54,4 @@ fn json_error(err: JsonPayloadError) -> ApiError {
             message: format!("could not read the request body: {other}"),
         },
     }
-}
-
-/// The default service: unknown paths get 404 in the envelope.
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
 }

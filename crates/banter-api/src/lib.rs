@@ -15,6 +15,7 @@ pub mod codes;
 mod dto;
 mod error;
 mod extract_errors;
+mod json_body;
 mod publish;
 mod rate_limit;
 pub mod request_id;
@@ -62,9 +63,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(videos::add_member)
         .service(videos::remove_member)
         .service(openapi::openapi_json);
-}
-
-/// The handler for unrouted requests (404 in the error envelope).
-pub fn not_found_service() -> actix_web::Route {
-    web::to(extract_errors::not_found)
 }

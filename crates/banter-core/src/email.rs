@@ -1,6 +1,10 @@
 //! `Email`: an address users sign in with. Checked for shape only (one `@`, a dotted domain,
-//! no spaces or control characters, bounded lengths) and lower-cased, so lookups and the unique
-//! constraint are case-insensitive. Deliverability is not this crate's business.
+//! no spaces, control, invisible or non-characters, bounded lengths) and lower-cased, so lookups
+//! and the unique constraint are case-insensitive. Deliverability is not this crate's business.
+//!
+//! Invisible characters (bidirectional controls, zero-width characters, other format
+//! characters) and non-characters are refused as in usernames: two addresses that look the same
+//! must be the same address.
 
 use std::fmt;
 
@@ -35,6 +39,8 @@ impl Email {
         let no_bad_chars = !raw.chars().any(|c| {
             c.is_whitespace()
                 || c.is_control()
+                || is_invisible(c)
+                || is_noncharacter(c)
                 || matches!(c, '<' | '>' | '"' | '\'' | ',' | ';' | '\\')
         });
         if !(valid_local && valid_domain && no_bad_chars) {
@@ -42,6 +48,27 @@ impl Email {
         }
         Ok(Self(raw.to_lowercase()))
     }
+}
+
+/// Format characters that change how text reads without showing: bidirectional marks,
+/// embeddings, overrides and isolates, zero-width characters, the soft hyphen, the BOM, and the
+/// invisible operators and tag characters.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E007F}')
+}
+
+/// The 66 Unicode non-characters, never meant to be interchanged.
+fn is_noncharacter(c: char) -> bool {
+    let c = u32::from(c);
+    (0xFDD0..=0xFDEF).contains(&c) || c & 0xFFFE == 0xFFFE
 }
 
 impl AsRef<str> for Email {
@@ -81,9 +108,25 @@ mod tests {
             "alice@example..com",
             "a'--@example.com",
             "a@ex\u{0}.com",
+            // Look-alikes: a right-to-left override, zero-width space and joiner, a BOM, a
+            // word joiner, non-characters.
+            "alice\u{202E}@example.com",
+            "al\u{200B}ice@example.com",
+            "alice@exa\u{200D}mple.com",
+            "\u{FEFF}alice@example.com",
+            "ali\u{2060}ce@example.com",
+            "alice\u{FFFF}@example.com",
+            "alice\u{FDD0}@example.com",
+            "alice\u{1FFFE}@example.com",
         ] {
             assert!(Email::parse(raw).is_err(), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn international_addresses_are_accepted() {
+        assert!(Email::parse("jörg@bücher.example").is_ok());
+        assert!(Email::parse("用户@例子.example").is_ok());
     }
 
     #[test]

@@ -152,8 +152,14 @@ impl Application {
         let store_data = web::Data::new(store.clone());
         let hub_handle = hub.as_ref().map(|h| h.get_ref().clone());
         let readiness_data = web::Data::new(readiness.clone());
+        let routes = web::Data::new(crate::methods::Routes::for_node(
+            role.serves_api(),
+            hub.is_some(),
+            web_config.is_some(),
+        ));
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(crate::methods::head_as_get))
                 .wrap(actix_web::middleware::from_fn(crate::metrics::record_http))
                 .wrap(Compress::default())
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
@@ -162,6 +168,7 @@ impl Application {
                 .app_data(api.clone())
                 .app_data(store_data.clone())
                 .app_data(readiness_data.clone())
+                .app_data(routes.clone())
                 .service(health::healthz)
                 .service(health::readyz)
                 .service(crate::metrics::endpoint)
@@ -177,7 +184,7 @@ impl Application {
                         banter_web::configure(cfg, web);
                     }
                 })
-                .default_service(banter_api::not_found_service())
+                .default_service(web::to(crate::methods::unrouted))
         })
         .disable_signals()
         .shutdown_timeout(settings.shutdown_timeout().as_secs())

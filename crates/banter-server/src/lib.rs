@@ -6,6 +6,7 @@ pub mod allocator;
 mod app;
 mod gateway;
 mod health;
+mod methods;
 pub mod metrics;
 mod public_videos;
 pub mod settings;

@@ -7,6 +7,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::dto::{AdminUpdateUserRequest, UserDto, UsersPage};
+use crate::json_body::JsonBody;
 use crate::{ApiError, ApiState};
 
 pub const MAX_PAGE: u32 = 100;
@@ -72,7 +73,7 @@ pub async fn update_user(
     principal: Principal,
     state: web::Data<ApiState>,
     path: web::Path<uuid::Uuid>,
-    body: web::Json<AdminUpdateUserRequest>,
+    body: JsonBody<AdminUpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&principal)?;
     let role = body.role.as_deref().map(str::parse::<Role>).transpose()?;

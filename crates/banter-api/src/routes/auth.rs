@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::auth::{RefreshToken, hash_refresh_token};
 use crate::client_ip::client_ip;
 use crate::dto::{AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, UserDto};
+use crate::json_body::JsonBody;
 use crate::{ApiError, ApiState, codes};
 
 const DEVICE_INFO_MAX_BYTES: usize = 1024;
@@ -95,7 +96,7 @@ fn token_response(
 pub async fn register(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    body: web::Json<RegisterRequest>,
+    body: JsonBody<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .limits
@@ -137,7 +138,7 @@ pub async fn register(
 pub async fn login(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    body: web::Json<LoginRequest>,
+    body: JsonBody<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     state
@@ -201,7 +202,7 @@ pub async fn login(
 #[post("/api/auth/refresh")]
 pub async fn refresh(
     state: web::Data<ApiState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonBody<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let old_hash = hash_refresh_token(&body.refresh_token);
     let new = state.successors.successor(&body.refresh_token);
@@ -267,7 +268,7 @@ pub async fn refresh(
 #[post("/api/auth/logout")]
 pub async fn logout(
     state: web::Data<ApiState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonBody<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let hash = hash_refresh_token(&body.refresh_token);
     let Some(user) = state.store.primary().revoke_token_family(&hash).await? else {

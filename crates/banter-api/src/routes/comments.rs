@@ -10,6 +10,7 @@ use utoipa::IntoParams;
 use crate::access::check_view;
 use crate::auth::{MaybePrincipal, Principal};
 use crate::dto::{CommentDto, CommentsPage, NewCommentRequest};
+use crate::json_body::JsonBody;
 use crate::publish::CommentEvent;
 use crate::{ApiError, ApiState, codes};
 
@@ -101,7 +102,7 @@ pub async fn create_comment(
     principal: Principal,
     state: web::Data<ApiState>,
     path: web::Path<String>,
-    body: web::Json<NewCommentRequest>,
+    body: JsonBody<NewCommentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let video_id = VideoId::parse(&path)?;
     let body = CommentBody::parse(&body.body)?;
@@ -168,7 +169,7 @@ pub async fn update_comment(
     principal: Principal,
     state: web::Data<ApiState>,
     path: web::Path<String>,
-    body: web::Json<NewCommentRequest>,
+    body: JsonBody<NewCommentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_comment_id(&path)?;
     let body = CommentBody::parse(&body.body)?;

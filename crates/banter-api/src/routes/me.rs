@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::auth::Principal;
 use crate::client_ip::client_ip;
 use crate::dto::{DeviceDto, UpdateMeRequest, UserDto};
+use crate::json_body::JsonBody;
 use crate::{ApiError, ApiState, codes};
 
 /// The signed-in user.
@@ -31,7 +32,7 @@ pub async fn update_me(
     req: HttpRequest,
     principal: Principal,
     state: web::Data<ApiState>,
-    body: web::Json<UpdateMeRequest>,
+    body: JsonBody<UpdateMeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut changes = ProfileChanges {

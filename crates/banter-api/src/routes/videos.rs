@@ -7,6 +7,7 @@ use banter_core::{AccessChange, UserId, Video, VideoId, Visibility};
 use crate::access::check_view;
 use crate::auth::{MaybePrincipal, Principal};
 use crate::dto::{CreateVideoRequest, UpdateVideoRequest, VideoDto};
+use crate::json_body::JsonBody;
 use crate::{ApiError, ApiState, codes};
 
 /// Register a video you own.
@@ -20,7 +21,7 @@ use crate::{ApiError, ApiState, codes};
 pub async fn create_video(
     principal: Principal,
     state: web::Data<ApiState>,
-    body: web::Json<CreateVideoRequest>,
+    body: JsonBody<CreateVideoRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = VideoId::parse(&body.id)?;
     if state
@@ -108,7 +109,7 @@ pub async fn update_video(
     principal: Principal,
     state: web::Data<ApiState>,
     path: web::Path<String>,
-    body: web::Json<UpdateVideoRequest>,
+    body: JsonBody<UpdateVideoRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let mut video = owned_video(&state, &principal, &path).await?;
     video.visibility = body.visibility.parse()?;
