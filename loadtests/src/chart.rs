@@ -1,5 +1,7 @@
 //! A self-contained SVG chart of a report: latency percentiles per second (log scale) above,
-//! deliveries per second and joined connections below, with the run's phases marked.
+//! deliveries per second and joined connections below (each with its own scale, left and
+//! right, and a legend), with the run's phases marked. The p99.9 line is drawn first and
+//! dashed, so p99 stays visible where the two meet.
 //!
 //! Kept out: the numbers themselves (`report`).
 
@@ -22,7 +24,7 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn polyline(points: &[(f64, f64)], colour: &str, dash: &str) -> String {
+fn polyline(points: &[(f64, f64)], colour: &str, dash: &str, width: f64) -> String {
     if points.is_empty() {
         return String::new();
     }
@@ -31,9 +33,30 @@ fn polyline(points: &[(f64, f64)], colour: &str, dash: &str) -> String {
         .map(|(x, y)| format!("{x:.1},{y:.1}"))
         .collect();
     format!(
-        r#"<polyline fill="none" stroke="{colour}" stroke-width="1.6" stroke-dasharray="{dash}" points="{}"/>"#,
+        r#"<polyline fill="none" stroke="{colour}" stroke-width="{width}" stroke-dasharray="{dash}" points="{}"/>"#,
         pts.join(" ")
     )
+}
+
+/// A legend entry: a short line in the series' style and its name.
+fn legend(x: f64, y: f64, colour: &str, dash: &str, label: &str) -> String {
+    format!(
+        r#"<line x1="{x}" x2="{}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2.5" stroke-dasharray="{dash}"/><text x="{}" y="{}">{label}</text>"#,
+        x + 18.0,
+        x + 22.0,
+        y + 4.0
+    )
+}
+
+/// `1234` → `1.2k`, `2500000` → `2.5M`: short enough for a scale's margin.
+fn compact(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
 }
 
 pub fn svg(report: &Report) -> String {
@@ -97,12 +120,13 @@ pub fn svg(report: &Report) -> String {
         );
         d += 1.0;
     }
+    // Drawn from the highest percentile down, the top one dashed and the others over it.
     let lines = [
-        (0.5, "#1f77b4", "p50"),
-        (0.99, "#ff7f0e", "p99"),
-        (0.999, "#d62728", "p99.9"),
+        (0.999, "#d62728", "p99.9", "5 3", 1.4),
+        (0.99, "#ff7f0e", "p99", "", 2.2),
+        (0.5, "#1f77b4", "p50", "", 1.8),
     ];
-    for (k, (q, colour, label)) in lines.iter().enumerate() {
+    for (k, (q, colour, label, dash, width)) in lines.iter().enumerate() {
         let pts: Vec<(f64, f64)> = report
             .series
             .iter()
@@ -112,14 +136,13 @@ pub fn svg(report: &Report) -> String {
                     .map(|h| (x(i.elapsed), y1(h.ms_at(*q))))
             })
             .collect();
-        s += &polyline(&pts, colour, "");
-        let lx = LEFT + 10.0 + k as f64 * 80.0;
-        let _ = write!(
-            s,
-            r#"<rect x="{lx}" y="{}" width="12" height="3" fill="{colour}"/><text x="{}" y="{}">{label}</text>"#,
+        s += &polyline(&pts, colour, dash, *width);
+        s += &legend(
+            LEFT + 10.0 + k as f64 * 80.0,
             TOP1 - 12.0,
-            lx + 16.0,
-            TOP1 - 8.0
+            colour,
+            dash,
+            label,
         );
     }
 
@@ -141,10 +164,40 @@ pub fn svg(report: &Report) -> String {
     let y2 = |v: f64, max: f64| TOP2 + PANEL - v / max * PANEL;
     let _ = write!(
         s,
-        r##"<text x="{LEFT}" y="{}" font-size="15" font-weight="bold">deliveries/s (max {max_deliv:.0}) and joined connections (max {max_joined:.0})</text><rect x="{LEFT}" y="{TOP2}" width="{}" height="{PANEL}" fill="none" stroke="#ccc"/>"##,
+        r##"<text x="{LEFT}" y="{}" font-size="15" font-weight="bold">throughput and connections per second</text><rect x="{LEFT}" y="{TOP2}" width="{}" height="{PANEL}" fill="none" stroke="#ccc"/>"##,
         TOP2 - 28.0,
         W - LEFT - RIGHT
     );
+    s += &legend(
+        LEFT + 10.0,
+        TOP2 - 12.0,
+        "#2ca02c",
+        "",
+        "deliveries/s (left scale)",
+    );
+    s += &legend(
+        LEFT + 220.0,
+        TOP2 - 12.0,
+        "#9467bd",
+        "4 3",
+        "joined connections (right scale)",
+    );
+    // Scales: deliveries/s on the left, joined connections on the right, in quarters.
+    for quarter in 0..=4 {
+        let f = f64::from(quarter) / 4.0;
+        let y = y2(f, 1.0);
+        let _ = write!(
+            s,
+            r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end" fill="#2ca02c">{}</text><text x="{}" y="{:.1}" fill="#9467bd">{}</text>"##,
+            W - RIGHT,
+            LEFT - 6.0,
+            y + 4.0,
+            compact(max_deliv * f),
+            W - RIGHT + 3.0,
+            y + 4.0,
+            compact(max_joined * f),
+        );
+    }
     let deliv: Vec<(f64, f64)> = report
         .series
         .iter()
@@ -155,8 +208,8 @@ pub fn svg(report: &Report) -> String {
         .iter()
         .map(|i| (x(i.elapsed), y2(i.joined as f64, max_joined)))
         .collect();
-    s += &polyline(&deliv, "#2ca02c", "");
-    s += &polyline(&joined, "#9467bd", "4 3");
+    s += &polyline(&deliv, "#2ca02c", "", 1.6);
+    s += &polyline(&joined, "#9467bd", "4 3", 1.6);
 
     // Phases and the time axis, across both panels.
     let p = report.phases;
@@ -229,5 +282,15 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 5);
         assert!(svg.contains("&lt;a&amp;b&gt;"));
         assert!(svg.contains("posting ends"));
+        // p99 is drawn over p99.9, which is dashed; both panels have legends and scales.
+        let p999 = svg.find("stroke-dasharray=\"5 3\" points").unwrap();
+        let p99 = svg.find("stroke=\"#ff7f0e\" stroke-width=\"2.2\"").unwrap();
+        assert!(p999 < p99, "p99.9 first, p99 on top");
+        assert!(svg.contains("deliveries/s (left scale)"));
+        assert!(svg.contains("joined connections (right scale)"));
+        assert!(
+            svg.contains(">500<") && svg.contains(">10<"),
+            "the scales' top labels"
+        );
     }
 }

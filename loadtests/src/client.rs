@@ -421,7 +421,10 @@ impl Client {
             _ => "post: unanswered when the socket ended",
         };
         for _ in pending_posts.drain() {
-            self.recorder().counters.post_errors.fetch_add(1, Relaxed);
+            self.recorder()
+                .counters
+                .post_unanswered
+                .fetch_add(1, Relaxed);
             self.recorder().error(unanswered);
         }
         self.skip_missed_posts();

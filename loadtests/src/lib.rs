@@ -25,6 +25,6 @@ pub mod sources;
 pub mod topics;
 pub mod wire;
 
-pub use report::Report;
+pub use report::{Report, Verdict};
 pub use run::{RunOptions, run};
 pub use scenario::Scenario;

@@ -53,6 +53,11 @@ enum Command {
         /// at the end.
         #[arg(long)]
         fail_on_loss: bool,
+        /// Exit with status 4 if the server fell behind (comments still undelivered at the end,
+        /// or posts unanswered) without losing anything. Off by default: a rate sweep
+        /// overloads on purpose, and the summary's verdict line says it either way.
+        #[arg(long)]
+        fail_on_overload: bool,
     },
     /// Merge the reports of generators that ran one scenario together.
     Merge {
@@ -85,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             watch,
             quiet,
             fail_on_loss,
+            fail_on_overload,
         } => {
             let shorthands = [
                 url.map(|v| format!("url={v:?}")),
@@ -115,6 +121,9 @@ fn main() -> anyhow::Result<()> {
             if fail_on_loss && (l.lost > 0 || l.late > 0 || l.duplicates > 0 || l.out_of_order > 0)
             {
                 std::process::exit(3);
+            }
+            if fail_on_overload && report.verdict() == banter_load::Verdict::Overloaded {
+                std::process::exit(4);
             }
         }
         Command::Merge {

@@ -72,6 +72,8 @@ pub struct Counters {
     pub published: AtomicU64,
     pub acked: AtomicU64,
     pub post_errors: AtomicU64,
+    /// Posts with no answer when the run stopped or their socket ended.
+    pub post_unanswered: AtomicU64,
     pub post_skipped: AtomicU64,
     pub deliveries: AtomicU64,
     pub frames_in: AtomicU64,

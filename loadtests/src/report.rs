@@ -72,7 +72,13 @@ pub struct Totals {
     pub peak_joined: i64,
     pub published: u64,
     pub acked: u64,
+    /// Posts the server refused (an error reply or HTTP error).
     pub post_errors: u64,
+    /// Posts with no answer when the run stopped or their socket ended (a backlog, or lost
+    /// with the connection). Absent from reports of earlier versions, which counted them as
+    /// refused.
+    #[serde(default)]
+    pub post_unanswered: u64,
     pub post_skipped: u64,
     pub deliveries: u64,
     pub frames_in: u64,
@@ -90,7 +96,49 @@ pub struct StormResult {
     pub all_rejoined_after_ms: f64,
 }
 
+/// What a run says about the server, on the summary's last line and in the exit status (with
+/// `--fail-on-loss` / `--fail-on-overload`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Everything owed was delivered once, in order, and every post was answered.
+    Clean,
+    /// Nothing lost, but the server fell behind: comments still undelivered at the end, or
+    /// posts unanswered.
+    Overloaded,
+    /// Comments lost, duplicated or out of order.
+    Lossy,
+}
+
 impl Report {
+    pub fn verdict(&self) -> Verdict {
+        let l = &self.loss;
+        if l.lost > 0 || l.duplicates > 0 || l.out_of_order > 0 {
+            Verdict::Lossy
+        } else if l.late > 0 || self.totals.post_unanswered > 0 {
+            Verdict::Overloaded
+        } else {
+            Verdict::Clean
+        }
+    }
+
+    fn verdict_line(&self) -> String {
+        let l = &self.loss;
+        match self.verdict() {
+            Verdict::Clean => {
+                "verdict: clean (everything delivered once, in order; every post answered)"
+                    .to_owned()
+            }
+            Verdict::Overloaded => format!(
+                "verdict: overloaded ({} comments still undelivered at the end, {} posts unanswered; none lost)",
+                l.late, self.totals.post_unanswered
+            ),
+            Verdict::Lossy => format!(
+                "verdict: lossy ({} lost, {} duplicated, {} out of order)",
+                l.lost, l.duplicates, l.out_of_order
+            ),
+        }
+    }
+
     pub fn refresh_percentiles(&mut self) {
         self.percentiles = self
             .histograms
@@ -148,11 +196,12 @@ impl Report {
         if t.published > 0 {
             let _ = writeln!(
                 s,
-                "comments: {} sent, {} acknowledged ({:.1}/s), {} refused, {} skipped while disconnected",
+                "comments: {} sent, {} acknowledged ({:.1}/s), {} refused, {} unanswered (no reply when the run stopped or the socket ended), {} skipped while disconnected",
                 t.published,
                 t.acked,
                 self.acked_per_sec(),
                 t.post_errors,
+                t.post_unanswered,
                 t.post_skipped
             );
         }
@@ -215,6 +264,7 @@ impl Report {
                 g.peak_rss_kib / 1024
             );
         }
+        let _ = writeln!(s, "{}", self.verdict_line());
         s
     }
 
@@ -234,19 +284,26 @@ impl Report {
         let peak = w.samples.iter().map(|x| x.rss_kib).max().unwrap_or(0);
         let steady_rss = median(steady.iter().map(|x| x.rss_kib as f64));
         let cpu = median(steady.iter().map(|x| x.cpu_percent));
-        let per_conn = if self.totals.peak_joined > 0 && steady_rss > 0.0 {
-            (steady_rss - first.rss_kib as f64) / self.totals.peak_joined as f64
+        let joined = self.totals.peak_joined.max(0) as f64;
+        let (growth, whole) = if joined > 0.0 && steady_rss > 0.0 {
+            (
+                (steady_rss - first.rss_kib as f64) / joined,
+                steady_rss / joined,
+            )
         } else {
-            0.0
+            (0.0, 0.0)
         };
+        // Two figures, because the first depends on the process's history: a server that held
+        // sockets before keeps memory it can reuse, so its growth per socket reads low.
         format!(
-            "{} (pid {}): rss {} MiB before the ramp, {:.0} MiB steady (median), {} MiB peak; {:.1} KiB per joined connection; cpu {:.1}% of a core (steady median)",
+            "{} (pid {}): rss {} MiB before the ramp, {:.0} MiB steady (median), {} MiB peak; per joined connection: {:.1} KiB of growth this run (steady − before the ramp), {:.1} KiB of the whole process (steady ÷ joined); cpu {:.1}% of a core (steady median)",
             w.label,
             w.pid,
             first.rss_kib / 1024,
             steady_rss / 1024.0,
             peak / 1024,
-            per_conn,
+            growth,
+            whole,
             cpu
         )
     }
@@ -335,6 +392,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         a.published += b.published;
         a.acked += b.acked;
         a.post_errors += b.post_errors;
+        a.post_unanswered += b.post_unanswered;
         a.post_skipped += b.post_skipped;
         a.deliveries += b.deliveries;
         a.frames_in += b.frames_in;
@@ -441,6 +499,30 @@ mod tests {
         };
         r.refresh_percentiles();
         r
+    }
+
+    #[test]
+    fn the_verdict_tells_a_lossy_an_overloaded_and_a_clean_run_apart() {
+        let mut r = report(1, 1000, &[5, 6], &[100]);
+        assert_eq!(r.verdict(), Verdict::Lossy);
+        assert!(r.summary().contains("verdict: lossy (1 lost"));
+        r.loss.lost = 0;
+        r.loss.late = 3;
+        assert_eq!(r.verdict(), Verdict::Overloaded);
+        r.loss.late = 0;
+        r.totals.published = 2;
+        r.totals.post_unanswered = 2;
+        assert_eq!(r.verdict(), Verdict::Overloaded);
+        let summary = r.summary();
+        assert!(summary.contains("0 refused, 2 unanswered"), "{summary}");
+        assert!(
+            summary.contains(
+                "verdict: overloaded (0 comments still undelivered at the end, 2 posts unanswered"
+            ),
+            "{summary}"
+        );
+        r.totals.post_unanswered = 0;
+        assert_eq!(r.verdict(), Verdict::Clean);
     }
 
     #[test]

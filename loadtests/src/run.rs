@@ -311,6 +311,7 @@ fn build_report(input: BuildInput) -> anyhow::Result<Report> {
             published: c.published.load(Relaxed),
             acked: c.acked.load(Relaxed),
             post_errors: c.post_errors.load(Relaxed),
+            post_unanswered: c.post_unanswered.load(Relaxed),
             post_skipped: c.post_skipped.load(Relaxed),
             deliveries: c.deliveries.load(Relaxed),
             frames_in: c.frames_in.load(Relaxed),

@@ -94,6 +94,7 @@ fn main() {
             .env("BANTER_BIN", &release)
             .env("BANTER_CLUSTER_DIR", &dir)
             .env("BANTER_CLUSTER_PORT", base.to_string())
+            .env("BANTER_CLUSTER_LOGS", dir.join("kept-logs"))
             .env("BANTER_RATE_COMMENT_PER_MINUTE", "100000000")
             .env("BANTER_RATE_COMMENT_BURST", "100000000")
             .env("BANTER_WS_MAX_MESSAGES_PER_SECOND", "100000")

@@ -68,7 +68,7 @@ async fn posting_returns_the_comment_with_its_seq_and_paging_works_both_ways(app
         )
         .await;
     }
-    for query in ["?limit=abc", "?after=1&before=5", "?after=x", "?unknown=1"] {
+    for query in ["?limit=abc", "?after=x", "?unknown=1"] {
         assert_error(
             app.get(&format!("/api/videos/v1/comments{query}"), None)
                 .await,

@@ -163,3 +163,80 @@ async fn emails_refuse_the_invisible_characters_usernames_refuse() {
         assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_email").await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_the_document_states_are_the_rules_the_server_applies() {
+    let app = TestApp::spawn(TestBackend::Sqlite).await;
+    let alice = app.register("alice").await;
+    for i in 1..=5 {
+        app.post_comment(&alice.access_token, "v1", &format!("c{i}"))
+            .await;
+    }
+    // after and before together: the comments between them.
+    let page: Value = app
+        .get("/api/videos/v1/comments?after=1&before=5", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = page["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![2, 3, 4]);
+    // device_info: a flat object of at most 16 entries.
+    let login = |info: Value| {
+        let app = &app;
+        async move {
+            app.post_json(
+                "/api/auth/login",
+                None,
+                &json!({"login": "alice", "password": "password-alice", "device_info": info}),
+            )
+            .await
+        }
+    };
+    let many: serde_json::Map<String, Value> =
+        (0..17).map(|i| (format!("k{i}"), json!(i))).collect();
+    for bad in [
+        Value::Object(many),
+        json!({"nested": {"a": 1}}),
+        json!({"list": [1]}),
+        json!({"": 1}),
+        json!({"long": "x".repeat(257)}),
+    ] {
+        assert_error(
+            login(bad).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        )
+        .await;
+    }
+    let res = login(json!({"platform": "web", "version": 3, "beta": true, "model": null})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Emails: nothing around the address.
+    let res = app
+        .post_json(
+            "/api/auth/register",
+            None,
+            &json!({"email": " bob@example.com", "username": "bob", "password": "long enough pw"}),
+        )
+        .await;
+    assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_email").await;
+    // The admin listing's limit is checked, not clamped.
+    app.set_role("alice", banter_core::Role::Admin).await;
+    for limit in [0, 101] {
+        assert_error(
+            app.get(
+                &format!("/api/admin/users?limit={limit}"),
+                Some(&alice.access_token),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        )
+        .await;
+    }
+}

@@ -21,6 +21,7 @@ impl Cluster {
         cmd.arg(verb)
             .env("BANTER_BIN", banter_tests::banter_binary())
             .env("BANTER_CLUSTER_DIR", &self.dir)
+            .env("BANTER_CLUSTER_LOGS", self.dir.join("kept-logs"))
             .env("BANTER_CLUSTER_PORT", self.port.to_string());
         cmd
     }
@@ -289,4 +290,19 @@ async fn draining_a_realtime_node_loses_no_comment() {
         "{:?}",
         r.series.iter().map(|i| i.disconnects).collect::<Vec<_>>()
     );
+    // `logs` shows every component's log; `down` keeps them.
+    let logs = cluster.command("logs").output().unwrap();
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    for name in ["api.log", "rt1.log", "rt2.log", "redis.log", "primary.log"] {
+        assert!(logs.contains(name), "{name} in\n{logs}");
+    }
+    let kept = tempfile::tempdir().unwrap();
+    let down = cluster
+        .command("down")
+        .env("BANTER_CLUSTER_LOGS", kept.path())
+        .output()
+        .unwrap();
+    assert!(down.status.success());
+    assert!(!cluster.dir.exists(), "down deletes the cluster's files");
+    assert!(kept.path().join("rt1.log").exists(), "down keeps the logs");
 }

@@ -133,3 +133,48 @@ async fn metrics_follow_sockets_joins_requests_and_limits() {
     assert!(!text.contains(video));
     node.child.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_series_is_there_from_the_start() {
+    let node = start().await;
+    let text = scrape(&node).await;
+    // Nothing has happened yet: counters and gauges read zero instead of being absent.
+    for series in [
+        "banter_ws_connections",
+        "banter_ws_refused_total{reason=\"per_ip\"}",
+        "banter_ws_closes_total{code=\"4001\"}",
+        "banter_ws_slow_consumer_disconnects_total",
+        "banter_ws_rebalanced_total",
+        "banter_ws_messages_in_total",
+        "banter_ws_messages_out_total",
+        "banter_channel_joins_total{result=\"error\"}",
+        "banter_channel_leaves_total",
+        "banter_channels",
+        "banter_viewers",
+        "banter_fanout_deliveries_total",
+        "banter_bus_publish_failures_total",
+        "banter_bus_reconnects_total",
+        "banter_bus_messages_received_total{kind=\"access\"}",
+        "banter_access_changes_total",
+        "banter_access_revoked_total{action=\"socket_closed\"}",
+        "banter_rate_limited_total{limit=\"login_per_account\"}",
+        "banter_rate_limited_total{limit=\"password_hashes_in_flight\"}",
+        "banter_db_replicas_healthy",
+        "banter_db_read_fallbacks_total",
+    ] {
+        assert_eq!(
+            value(&text, series),
+            Some(0.0),
+            "{series} missing or not 0 in\n{text}"
+        );
+    }
+    for histogram in [
+        "banter_fanout_duration_seconds",
+        "banter_bus_publish_duration_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {histogram} histogram")),
+            "{histogram} in\n{text}"
+        );
+    }
+}

@@ -13,6 +13,19 @@ async fn probes_report_health_and_readiness() {
     let ready: Value = app.get("/readyz", None).await.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"]["database"], true);
+    // No replicas configured: none reported (a 0 would read like a failure).
+    assert!(ready["checks"].get("replicas_healthy").is_none(), "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_replicas_where_they_are_configured() {
+    let app = TestApp::spawn(TestBackend::PostgresWithReplica).await;
+    let ready: Value = app.get("/readyz", None).await.json().await.unwrap();
+    assert_eq!(ready["checks"]["replicas_configured"], 1, "{ready}");
+    assert!(
+        ready["checks"]["replicas_healthy"].as_u64().is_some(),
+        "{ready}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ mod access;
 mod auth;
 mod client_ip;
 pub mod codes;
+mod contract;
 mod dto;
 mod error;
 mod extract_errors;
@@ -31,7 +32,7 @@ pub use auth::{
 pub use dto::CommentDto;
 pub use error::ApiError;
 pub use publish::{CommentEvent, CommentPublisher, NoopPublisher};
-pub use rate_limit::{Limit, RATE_LIMITED_METRIC, RateLimitConfig};
+pub use rate_limit::{Limit, RATE_LIMIT_NAMES, RATE_LIMITED_METRIC, RateLimitConfig};
 pub use routes::comments::post_comment;
 pub use routes::openapi::ApiDoc;
 pub use state::{ApiConfig, ApiState};

@@ -63,6 +63,16 @@ pub struct Limiter {
     name: &'static str,
 }
 
+/// Every `limit` label of `RATE_LIMITED_METRIC`.
+pub const RATE_LIMIT_NAMES: &[&str] = &[
+    "login_per_ip",
+    "login_per_account",
+    "register_per_ip",
+    "comment_per_user",
+    "comment_per_device",
+    "password_hashes_in_flight",
+];
+
 /// Requests refused by a rate limit, by `limit` (counter).
 pub const RATE_LIMITED_METRIC: &str = "banter_rate_limited_total";
 

@@ -11,10 +11,18 @@ pub const PUBLISH: &str = "banter_bus_publish_duration_seconds";
 pub const PUBLISH_FAILURES: &str = "banter_bus_publish_failures_total";
 /// Times the subscriber connection was lost and re-established (counter).
 pub const RECONNECTS: &str = "banter_bus_reconnects_total";
-/// Messages received from other nodes, by `kind` (comment, presence) (counter).
+/// Messages received from other nodes, by `kind` (comment, presence, access) (counter).
 pub const RECEIVED: &str = "banter_bus_messages_received_total";
 
+/// Describes every series and registers it at zero (every `kind`), so dashboards see zeros.
 pub fn describe() {
+    for name in [PUBLISH_FAILURES, RECONNECTS] {
+        metrics::counter!(name).increment(0);
+    }
+    for kind in ["comment", "presence", "access"] {
+        metrics::counter!(RECEIVED, "kind" => kind).increment(0);
+    }
+    let _ = metrics::histogram!(PUBLISH);
     describe_histogram!(
         PUBLISH,
         Unit::Seconds,

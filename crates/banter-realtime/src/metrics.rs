@@ -36,7 +36,46 @@ pub const ACCESS_CHANGES: &str = "banter_access_changes_total";
 /// closed; `socket_closed`: the socket was closed with 4001/4002) (counter).
 pub const ACCESS_REVOKED: &str = "banter_access_revoked_total";
 
+/// Describes every series and registers it at zero (each label value that can occur, where the
+/// labels are a fixed set), so dashboards and alerts see zeros from the start, not gaps.
 pub fn describe() {
+    for name in [
+        ACCESS_CHANGES,
+        SLOW_CONSUMERS,
+        MESSAGES_IN,
+        MESSAGES_OUT,
+        LEAVES,
+        FANOUT_DELIVERIES,
+        crate::rebalance::REBALANCED,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for action in ["topic_closed", "socket_closed"] {
+        metrics::counter!(ACCESS_REVOKED, "action" => action).increment(0);
+    }
+    for reason in ["draining", "vsn", "origin", "token", "anonymous", "per_ip"] {
+        metrics::counter!(REFUSED, "reason" => reason).increment(0);
+    }
+    use banter_protocol::reasons::close;
+    for code in [
+        close::IDLE,
+        close::GOING_AWAY,
+        close::PROTOCOL,
+        close::POLICY,
+        close::TOO_BIG,
+        close::RESTART,
+        close::SIGNED_OUT,
+        close::TOKEN_EXPIRED,
+    ] {
+        metrics::counter!(CLOSES, "code" => code.to_string()).increment(0);
+    }
+    for result in ["ok", "error"] {
+        metrics::counter!(JOINS, "result" => result).increment(0);
+    }
+    for name in [CONNECTIONS, CHANNELS, VIEWERS] {
+        metrics::gauge!(name).increment(0.0);
+    }
+    let _ = metrics::histogram!(FANOUT);
     describe_counter!(ACCESS_CHANGES, "Access changes received from the bus.");
     describe_counter!(
         ACCESS_REVOKED,

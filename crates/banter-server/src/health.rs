@@ -1,5 +1,6 @@
 //! `/healthz` (the process is alive and serving) and `/readyz` (it should receive traffic: the
-//! database answers and the node is not draining). A failing probe answers 503 with the reason.
+//! database answers, the bus is connected and the node is not draining). A failing probe
+//! answers 503 with the reason. Replica health is reported where replicas are configured.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,15 +51,21 @@ pub async fn readyz(store: web::Data<Store>, readiness: web::Data<Arc<Readiness>
     // No Redis configured: the in-process bus is always there.
     let bus = readiness.redis.as_ref().is_none_or(|r| r.is_connected());
     let ready = database && bus;
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": if ready { "ready" } else { "unavailable" },
         "checks": {
             "database": database,
             "bus": bus,
-            "replicas_healthy": store.replica().healthy_replicas(),
             "draining": false,
         }
     });
+    // Replicas only where some are configured (a replica down does not make a node unready:
+    // reads fall back to the primary).
+    let configured = store.replica().configured_replicas();
+    if configured > 0 {
+        body["checks"]["replicas_configured"] = configured.into();
+        body["checks"]["replicas_healthy"] = store.replica().healthy_replicas().into();
+    }
     if ready {
         HttpResponse::Ok().json(body)
     } else {

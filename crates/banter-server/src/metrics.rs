@@ -52,9 +52,22 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// Describes every series and registers it at zero where its labels are a fixed set (the HTTP
+/// histogram's routes appear with their first request).
 fn describe() {
     banter_realtime::metrics::describe();
     banter_bus::metrics::describe();
+    for limit in banter_api::RATE_LIMIT_NAMES {
+        metrics::counter!(banter_api::RATE_LIMITED_METRIC, "limit" => *limit).increment(0);
+    }
+    for pool in ["primary", "replica"] {
+        metrics::counter!(DB_READS, "pool" => pool).increment(0);
+        for state in ["idle", "busy"] {
+            metrics::gauge!(DB_CONNECTIONS, "pool" => pool, "state" => state).set(0.0);
+        }
+    }
+    metrics::counter!(DB_FALLBACKS).increment(0);
+    metrics::gauge!(DB_REPLICAS_HEALTHY).set(0.0);
     describe_counter!(
         banter_api::RATE_LIMITED_METRIC,
         "Requests refused by a rate limit, by limit."

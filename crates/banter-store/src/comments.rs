@@ -21,6 +21,8 @@ pub enum CommentPage {
     After(i64),
     /// Comments with `seq` less than this, i.e. the page before it.
     Before(i64),
+    /// Comments with `seq` strictly between the two, oldest first.
+    Between(i64, i64),
 }
 
 #[derive(sqlx::FromRow)]
@@ -73,19 +75,21 @@ async fn list_comments(
     limit: u32,
 ) -> Result<Vec<CommentRow>, sqlx::Error> {
     const AFTER: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at \
-         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.video_id = $1 AND c.seq > $2 ORDER BY c.seq ASC LIMIT $3";
+         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.video_id = $1 AND c.seq > $2 AND c.seq < $4 ORDER BY c.seq ASC LIMIT $3";
     const BEFORE: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at \
-         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.video_id = $1 AND c.seq < $2 ORDER BY c.seq DESC LIMIT $3";
-    let (sql, bound, descending) = match page {
-        CommentPage::After(seq) => (AFTER, seq, false),
-        CommentPage::Before(seq) => (BEFORE, seq, true),
-        CommentPage::Latest => (BEFORE, i64::MAX, true),
+         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.video_id = $1 AND c.seq < $2 AND c.seq > $4 ORDER BY c.seq DESC LIMIT $3";
+    let (sql, bound, other, descending) = match page {
+        CommentPage::After(seq) => (AFTER, seq, i64::MAX, false),
+        CommentPage::Between(after, before) => (AFTER, after, before, false),
+        CommentPage::Before(seq) => (BEFORE, seq, i64::MIN, true),
+        CommentPage::Latest => (BEFORE, i64::MAX, i64::MIN, true),
     };
     let mut rows = on_pool!(pool, |p| {
         sqlx::query_as::<_, CommentRow>(sql)
             .bind(video.as_ref())
             .bind(bound)
             .bind(i64::from(limit))
+            .bind(other)
             .fetch_all(p)
             .await
     })?;

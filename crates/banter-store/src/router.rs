@@ -161,6 +161,11 @@ impl ReadPool {
         }
     }
 
+    /// How many replicas are configured (0 on SQLite or without replica URLs).
+    pub fn configured_replicas(&self) -> usize {
+        self.inner.replicas.len()
+    }
+
     /// How many replicas are currently used for reads.
     pub fn healthy_replicas(&self) -> usize {
         self.inner

@@ -43,7 +43,13 @@ pub async fn list_users(
     query: web::Query<ListUsersQuery>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&principal)?;
-    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::validation(
+            crate::codes::INVALID_FIELD,
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
     let users = state
         .store
         .replica()

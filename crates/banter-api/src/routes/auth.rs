@@ -11,7 +11,11 @@ use crate::dto::{AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, Us
 use crate::json_body::JsonBody;
 use crate::{ApiError, ApiState, codes};
 
-const DEVICE_INFO_MAX_BYTES: usize = 1024;
+/// `device_info`: at most this many entries, named by 1–64 characters, each a string of at most
+/// 256 characters, a number, a boolean or null (the OpenAPI document says the same).
+pub(crate) const DEVICE_INFO_MAX_ENTRIES: usize = 16;
+const DEVICE_INFO_MAX_NAME: usize = 64;
+const DEVICE_INFO_MAX_VALUE: usize = 256;
 
 fn parse_device(
     device_id: Option<&str>,
@@ -22,17 +26,29 @@ fn parse_device(
         None => DeviceId::parse(&uuid::Uuid::new_v4().to_string())?,
     };
     let info = info.unwrap_or_else(|| serde_json::json!({}));
-    if !info.is_object() {
-        return Err(ApiError::validation(
+    let invalid = || {
+        ApiError::validation(
             codes::INVALID_FIELD,
-            "device_info must be a JSON object",
-        ));
-    }
-    if info.to_string().len() > DEVICE_INFO_MAX_BYTES {
-        return Err(ApiError::validation(
-            codes::INVALID_FIELD,
-            format!("device_info must be at most {DEVICE_INFO_MAX_BYTES} bytes"),
-        ));
+            format!(
+                "device_info must be an object of at most {DEVICE_INFO_MAX_ENTRIES} entries, named \
+                 by 1–{DEVICE_INFO_MAX_NAME} characters, whose values are strings of at most \
+                 {DEVICE_INFO_MAX_VALUE} characters, numbers, booleans or null"
+            ),
+        )
+    };
+    let entries = info.as_object().ok_or_else(invalid)?;
+    let entry_ok = |(name, value): (&String, &serde_json::Value)| {
+        (1..=DEVICE_INFO_MAX_NAME).contains(&name.chars().count())
+            && match value {
+                serde_json::Value::String(s) => s.chars().count() <= DEVICE_INFO_MAX_VALUE,
+                serde_json::Value::Number(_)
+                | serde_json::Value::Bool(_)
+                | serde_json::Value::Null => true,
+                _ => false,
+            }
+    };
+    if entries.len() > DEVICE_INFO_MAX_ENTRIES || !entries.iter().all(entry_ok) {
+        return Err(invalid());
     }
     Ok((device_id, info))
 }

@@ -22,7 +22,8 @@ pub const MAX_PAGE: u32 = 100;
 pub struct ListCommentsQuery {
     /// Comments with a `seq` above this, oldest first (catching up).
     after: Option<i64>,
-    /// Comments with a `seq` below this (scrolling back).
+    /// Comments with a `seq` below this (scrolling back). With `after` too: the comments
+    /// between the two, oldest first.
     before: Option<i64>,
     /// 1 to 100, default 50.
     limit: Option<u32>,
@@ -51,12 +52,7 @@ pub async fn list_comments(
         ));
     }
     let page = match (query.after, query.before) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest {
-                code: codes::INVALID_REQUEST,
-                message: "give either after or before, not both".into(),
-            });
-        }
+        (Some(after), Some(before)) => CommentPage::Between(after.max(0), before),
         (Some(after), None) => CommentPage::After(after.max(0)),
         (None, Some(before)) => CommentPage::Before(before),
         (None, None) => CommentPage::Latest,

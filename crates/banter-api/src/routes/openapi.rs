@@ -37,7 +37,8 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
+/// The document as completed by `contract` (descriptions, errors, constraints, operations).
 #[get("/api/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(crate::contract::document())
 }
