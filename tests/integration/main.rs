@@ -12,6 +12,7 @@ mod js_client;
 mod load_tool;
 mod loopback_cluster;
 mod metrics;
+mod readme;
 mod realtime;
 mod replicas;
 mod server;
