@@ -171,14 +171,19 @@ async fn a_live_page_through_nginx_survives_a_realtime_node_kill() {
         let mut ws = ws.expect("reconnect through nginx");
         let reply = ws.join("comments:live", json!({"since_seq": 5})).await;
         assert_eq!(reply[4]["status"], "ok", "{reply}");
-        let recovered: Vec<i64> = reply[4]["response"]["comments"]
+        let mut recovered: Vec<i64> = reply[4]["response"]["comments"]
             .as_array()
             .unwrap()
             .iter()
             .map(|c| c["seq"].as_i64().unwrap())
             .collect();
-        assert_eq!(recovered, vec![6, 7, 8]);
         assert_eq!(reply[4]["response"]["recovered"], true);
+        // A comment acknowledged a moment ago may still be on its way over Redis to this node:
+        // then it comes live right after the join. Either way each once, in order, no gap.
+        if recovered.len() < 3 {
+            recovered.extend(created_seqs(&mut ws, 3 - recovered.len()).await);
+        }
+        assert_eq!(recovered, vec![6, 7, 8]);
     }
 }
 
