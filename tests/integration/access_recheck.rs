@@ -61,6 +61,13 @@ async fn set_visibility(app: &TestApp, owner: &Session, id: &str, visibility: &s
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+/// Signs `session`'s device out through the API.
+async fn revoke_own_device(app: &TestApp, session: &Session) {
+    let path = format!("/api/me/devices/{}", session.device_id);
+    let res = app.delete(&path, &session.access_token).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+}
+
 /// Neither the session's access token nor its refresh token works any more; refreshing says
 /// the session ended (rather than reporting reuse).
 async fn session_is_over(app: &TestApp, session: &Session) {
@@ -89,13 +96,7 @@ both_backends!(a_revoked_device_closes_its_open_socket);
 async fn a_revoked_device_closes_its_open_socket(app: TestApp) {
     let alice = app.register("alice").await;
     let mut ws = joined(&app, Some(&alice.access_token), "comments:v1").await;
-    let res = app
-        .delete(
-            &format!("/api/me/devices/{}", alice.device_id),
-            &alice.access_token,
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    revoke_own_device(&app, &alice).await;
     signed_out(&mut ws).await;
     // And it cannot come back with the same token.
     let again = WsClient::connect(
@@ -119,13 +120,7 @@ async fn logout_ends_the_access_token_and_its_sockets(app: TestApp) {
 both_backends!(signing_in_again_on_a_revoked_device_does_not_revive_its_old_tokens);
 async fn signing_in_again_on_a_revoked_device_does_not_revive_its_old_tokens(app: TestApp) {
     let alice = app.register("alice").await;
-    let res = app
-        .delete(
-            &format!("/api/me/devices/{}", alice.device_id),
-            &alice.access_token,
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    revoke_own_device(&app, &alice).await;
     let res = app.login("alice", "password-alice", &alice.device_id).await;
     assert_eq!(res.status(), StatusCode::OK);
     let fresh = session_from(res.json().await.unwrap());

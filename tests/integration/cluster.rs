@@ -94,6 +94,19 @@ async fn wait_ready(app: &TestApp) {
     panic!("node never became ready");
 }
 
+/// A fresh database and prefix on `redis`: an `api` node and a `realtime` node, periodic repair
+/// off (an hour), both ready.
+async fn api_and_realtime(redis: &RedisServer) -> (TestApp, TestApp) {
+    let db = PgCluster::shared().create_database().await;
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let api = node(&db, redis, &prefix, "api", "3600").await;
+    let rt = node(&db, redis, &prefix, "realtime", "3600").await;
+    for n in [&api, &rt] {
+        wait_ready(n).await;
+    }
+    (api, rt)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_comment_posted_on_an_api_node_reaches_sockets_on_two_realtime_nodes_in_order() {
     let db = PgCluster::shared().create_database().await;
@@ -469,14 +482,8 @@ async fn an_overloaded_node_sheds_sockets_until_the_cluster_is_even() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_taken_away_on_one_node_ends_it_on_the_others_at_once() {
-    let db = PgCluster::shared().create_database().await;
     let redis = RedisServer::start();
-    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
-    let a = node(&db, &redis, &prefix, "api", "3600").await;
-    let b = node(&db, &redis, &prefix, "realtime", "3600").await;
-    for n in [&a, &b] {
-        wait_ready(n).await;
-    }
+    let (a, b) = api_and_realtime(&redis).await;
     let owner = a.register("owner").await;
     let bob = a.register("bob").await;
     let carol = a.register("carol").await;
@@ -543,14 +550,8 @@ async fn access_taken_away_on_one_node_ends_it_on_the_others_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_changes_missed_during_a_redis_outage_are_caught_up_on_reconnect() {
-    let db = PgCluster::shared().create_database().await;
     let mut redis = RedisServer::start();
-    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
-    let a = node(&db, &redis, &prefix, "api", "3600").await;
-    let b = node(&db, &redis, &prefix, "realtime", "3600").await;
-    for n in [&a, &b] {
-        wait_ready(n).await;
-    }
+    let (a, b) = api_and_realtime(&redis).await;
     let owner = a.register("owner").await;
     let bob = a.register("bob").await;
     a.create_video(&owner, "club", "members").await;
@@ -576,12 +577,9 @@ async fn access_changes_missed_during_a_redis_outage_are_caught_up_on_reconnect(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comments_posted_during_a_redis_outage_arrive_as_soon_as_it_is_back() {
-    let db = PgCluster::shared().create_database().await;
     let mut redis = RedisServer::start();
-    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
     // Periodic repair off (an hour): only the catch-up on reconnect can deliver them.
-    let api = node(&db, &redis, &prefix, "api", "3600").await;
-    let rt = node(&db, &redis, &prefix, "realtime", "3600").await;
+    let (api, rt) = api_and_realtime(&redis).await;
     let alice = api.register("alice").await;
     let mut ws = watch(&rt).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -60,18 +60,16 @@ impl Rechecks {
         self.notify.notify_one();
     }
 
-    /// Waits until something is queued and takes all of it.
+    /// Waits until something is queued and takes all of it. The session polls this on every
+    /// turn of its loop, so nothing is locked until a change was signalled: every queued change
+    /// calls `notify_one`, which leaves a permit when no one waits, so none is missed.
     pub async fn next(&self) -> Pending {
         loop {
-            {
-                let mut pending = self.pending.lock().expect("rechecks lock");
-                if !pending.is_empty() {
-                    return std::mem::take(&mut *pending);
-                }
-            }
-            // `notify_one` stores a permit when no one waits, so a change queued between the
-            // check above and this await is not missed.
             self.notify.notified().await;
+            let mut pending = self.pending.lock().expect("rechecks lock");
+            if !pending.is_empty() {
+                return std::mem::take(&mut *pending);
+            }
         }
     }
 }

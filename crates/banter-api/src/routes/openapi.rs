@@ -37,8 +37,13 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
-/// The document as completed by `contract` (descriptions, errors, constraints, operations).
+/// The document as completed by `contract` (descriptions, errors, constraints, operations),
+/// built and serialized once per process.
 #[get("/api/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(crate::contract::document())
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| crate::contract::document().to_string());
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body.as_str())
 }
