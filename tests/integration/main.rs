@@ -8,6 +8,7 @@ mod api_contract;
 mod api_users;
 mod browser;
 mod cluster;
+mod frames;
 mod js_client;
 mod load_tool;
 mod loopback_cluster;

@@ -29,6 +29,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// Policy violation: a flood or a slow consumer. Reconnects after backoff.
     pub const POLICY: u16 = 1008;
+    /// A text frame that is not UTF-8 (RFC 6455 §8.1).
+    pub const INVALID_DATA: u16 = 1007;
     /// A frame larger than allowed.
     pub const TOO_BIG: u16 = 1009;
     /// Service restart or drain: reconnect elsewhere.

@@ -3,8 +3,11 @@
 //! server's resident set size from /proc before and after, plus its CPU use while they idle.
 //!
 //! Needs `cargo build --release -p banter-server` first and enough file descriptors:
-//! `ulimit -n 65536; cargo bench -p banter-realtime --bench idle_rss` (N=10000; override with
-//! `IDLE_CONNECTIONS`).
+//! `ulimit -n 20000; cargo bench -p banter-realtime --bench idle_rss`. Environment:
+//! `IDLE_CONNECTIONS` (10000), `IDLE_HEARTBEAT_SECS` (30, as the Phoenix client; 0: none; each
+//! socket's first heartbeat is staggered over the interval), `IDLE_WINDOW_SECS` (10, the CPU
+//! window), `IDLE_NO_JOIN` (set: sockets connect but join nothing, to tell the socket's cost
+//! from the subscription's) and `IDLE_BINARY` (another build of `banter`, to compare two commits in one run).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,12 +33,13 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-async fn open_joined(
-    url: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+async fn open_joined(url: &str) -> Socket {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("connect");
+    if std::env::var_os("IDLE_NO_JOIN").is_some() {
+        return ws;
+    }
     ws.send(Message::text(r#"["1","1","comments:idle","phx_join",{}]"#))
         .await
         .unwrap();
@@ -46,17 +50,50 @@ async fn open_joined(
     ws
 }
 
-fn main() {
-    let n: usize = std::env::var("IDLE_CONNECTIONS")
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+        .unwrap_or(default)
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Keeps a socket alive as the Phoenix client does: a heartbeat every `every`, the first
+/// after `first`; replies are read and dropped.
+async fn heartbeat(mut ws: Socket, first: Duration, every: Duration) {
+    tokio::time::sleep(first).await;
+    let mut tick = tokio::time::interval(every);
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                n += 1;
+                let beat = format!(r#"[null,"h{n}","phoenix","heartbeat",{{}}]"#);
+                if ws.send(Message::text(beat)).await.is_err() {
+                    return;
+                }
+            }
+            msg = ws.next() => if !matches!(msg, Some(Ok(_))) { return },
+        }
+    }
+}
+
+fn main() {
+    let n = env_or("IDLE_CONNECTIONS", 10_000) as usize;
+    let heartbeat_secs = env_or("IDLE_HEARTBEAT_SECS", 30);
+    let window = env_or("IDLE_WINDOW_SECS", 10);
     let exe = std::env::current_exe().unwrap();
-    let binary = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("banter");
+    let binary = std::env::var_os("IDLE_BINARY").map_or_else(
+        || {
+            exe.parent()
+                .and_then(|d| d.parent())
+                .unwrap()
+                .join("banter")
+        },
+        std::path::PathBuf::from,
+    );
     assert!(
         binary.exists(),
         "build the server first: cargo build --release -p banter-server"
@@ -100,18 +137,29 @@ fn main() {
             sockets.extend(opened);
         }
         let connect_time = started.elapsed();
+        let mut beating = Vec::new();
+        if heartbeat_secs > 0 {
+            let every = Duration::from_secs(heartbeat_secs);
+            for (i, ws) in sockets.drain(..).enumerate() {
+                let first = every.mul_f64(i as f64 / n as f64);
+                beating.push(tokio::spawn(heartbeat(ws, first, every)));
+            }
+        }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let after = rss_kib(pid);
         let ticks_before = cpu_ticks(pid);
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_secs(window)).await;
         let idle_ticks = cpu_ticks(pid) - ticks_before;
         println!(
-            "{n} idle joined connections: server RSS {before} KiB -> {after} KiB, {:.2} KiB per connection; \
-             opened and joined in {:.1} s; CPU while idle {:.2}% of one core over 10 s",
+            "{n} idle joined connections (heartbeat every {heartbeat_secs} s): server RSS {before} KiB -> {after} KiB, \
+             {:.2} KiB per connection; opened and joined in {:.1} s; CPU while idle {:.2}% of one core over {window} s",
             (after - before) as f64 / n as f64,
             connect_time.as_secs_f64(),
-            idle_ticks as f64 / 10.0, // 100 ticks per second: ticks/10 s = percent
+            idle_ticks as f64 / window as f64, // 100 ticks per second
         );
+        for task in beating {
+            task.abort();
+        }
         drop(sockets);
         drop(warm);
     });

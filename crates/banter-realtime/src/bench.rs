@@ -12,7 +12,19 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::RealtimeConfig;
 use crate::channel::{Channel, Command, Subscriber};
-use crate::outbox::{Outbound, Outbox};
+use crate::conn::Conn;
+use crate::outq::{Outq, Receiver, Taken};
+
+/// Where the subscribers' frames go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sink {
+    /// Taken off each subscriber's outbound queue in process.
+    Queue,
+    /// Written to a loopback socket per subscriber by the production write path (one vectored
+    /// write of everything queued), and read and decoded by clients on `clients` (another
+    /// runtime, so the client's work is not on the measured core).
+    Socket,
+}
 
 pub struct FanoutReport {
     pub deliveries: u64,
@@ -21,13 +33,15 @@ pub struct FanoutReport {
 
 /// Joins `subscribers` viewers to the (empty) channel of `video`, commits `count` comments by
 /// `author`, then publishes them as bus events and times until every subscriber has taken
-/// every frame off its outbox as the text it would write. Returns the report and the comments.
+/// every frame off its outbound queue as the bytes it would write. Returns the report and the comments.
 pub async fn fanout(
     store: Store,
     video: VideoId,
     author: UserId,
     subscribers: usize,
     count: usize,
+    sink: Sink,
+    clients: &tokio::runtime::Handle,
 ) -> (FanoutReport, Vec<Comment>) {
     let config = RealtimeConfig {
         outbox_capacity: count + 64,
@@ -45,12 +59,29 @@ pub async fn fanout(
     );
     tokio::spawn(channel.run(rx, || {}));
     let mut receivers = Vec::with_capacity(subscribers);
+    let mut sockets = Vec::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
     for sid in 0..subscribers as u64 {
-        let (outbox, frames, _control) = Outbox::new(count + 64);
+        let outq = Arc::new(Outq::new(count + 64, usize::MAX));
+        match sink {
+            Sink::Queue => receivers.push(Receiver::new(outq.clone())),
+            Sink::Socket => {
+                let client = clients
+                    .spawn(tokio::net::TcpStream::connect(address))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let (server, _) = listener.accept().await.unwrap();
+                let conn = Conn::new(server, bytes::BytesMut::new(), 1 << 16);
+                tokio::spawn(pump(outq.clone(), conn));
+                sockets.push(client);
+            }
+        }
         let (reply, joined) = oneshot::channel();
         let subscriber = Subscriber {
-            rechecks: Default::default(),
-            outbox,
+            outq,
+            vsn: Vsn::V2,
             member: None,
             phx_ref: sid.to_string(),
         };
@@ -63,7 +94,6 @@ pub async fn fanout(
         .await
         .unwrap();
         assert!(joined.await.unwrap().is_ok(), "join");
-        receivers.push(frames);
     }
     let mut comments = Vec::with_capacity(count);
     for i in 0..count {
@@ -78,21 +108,26 @@ pub async fn fanout(
     }
     let expected = comments.len();
     let started = Instant::now();
-    let drains: Vec<_> = receivers
+    let mut drains: Vec<_> = receivers
         .into_iter()
         .map(|mut frames| {
             tokio::spawn(async move {
                 let mut bytes = 0usize;
                 for _ in 0..expected {
-                    let Some(Outbound::Shared(frame)) = frames.recv().await else {
+                    let Some(frame) = frames.recv().await else {
                         break;
                     };
-                    bytes += frame.text(Vsn::V2).len();
+                    bytes += frame.len();
                 }
                 bytes
             })
         })
         .collect();
+    drains.extend(
+        sockets
+            .into_iter()
+            .map(|client| clients.spawn(read_frames(client, expected))),
+    );
     for comment in &comments {
         let event = BusEvent::new(ChangeKind::Created, comment.clone());
         tx.send(Command::Event(event)).await.unwrap();
@@ -105,6 +140,46 @@ pub async fn fanout(
         elapsed: started.elapsed(),
     };
     (report, comments)
+}
+
+/// The production write path without Phoenix: everything queued goes out in one vectored
+/// write; waits for the socket when the kernel's buffer is full.
+async fn pump(outq: Arc<Outq>, mut conn: Conn) {
+    loop {
+        match conn.flush() {
+            Ok(flushed) => outq.written(flushed.bytes, flushed.frames),
+            Err(_) => return,
+        }
+        if conn.has_pending() {
+            if conn.writable().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        outq.ready().await;
+        if let Some(Taken::Close(_)) = outq.try_take(&mut conn.pending) {
+            return;
+        }
+    }
+}
+
+/// A client: reads and decodes `expected` text frames; returns their bytes.
+async fn read_frames(mut io: tokio::net::TcpStream, expected: usize) -> usize {
+    use actix_codec::Decoder;
+    let mut codec = actix_http::ws::Codec::new().client_mode().max_size(1 << 20);
+    let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
+    let (mut frames, mut bytes) = (0, 0);
+    while frames < expected {
+        match tokio::io::AsyncReadExt::read_buf(&mut io, &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        while let Ok(Some(actix_http::ws::Frame::Text(text))) = codec.decode(&mut buf) {
+            frames += 1;
+            bytes += text.len();
+        }
+    }
+    bytes
 }
 
 /// The alternative the channel avoids: serializing the payload and frame once per subscriber.

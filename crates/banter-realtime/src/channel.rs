@@ -26,8 +26,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics as m;
-use crate::outbox::{Outbound, Outbox, SharedFrame};
+use crate::outq::Outq;
 use crate::presence::Presence;
+use crate::wire::SharedFrame;
 use crate::{RealtimeConfig, Refusal};
 use tracing::Instrument;
 
@@ -37,9 +38,9 @@ const FILL_BATCH: u32 = 500;
 const JOIN_CATCH_UP_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Subscriber {
-    pub outbox: Outbox,
-    /// Where the channel asks the socket to re-check its access to this video.
-    pub rechecks: Arc<crate::recheck::Rechecks>,
+    /// The socket's outbound queue, and the serializer its frames are encoded with.
+    pub outq: Arc<Outq>,
+    pub vsn: banter_protocol::Vsn,
     /// `(user id, username)` of a signed-in viewer; anonymous viewers are not members.
     pub member: Option<(String, String)>,
     pub phx_ref: String,
@@ -216,7 +217,7 @@ impl Channel {
             Command::CatchUp => self.catch_up().await,
             Command::Recheck => {
                 for subscriber in self.subscribers.values() {
-                    subscriber.rechecks.video(self.video.clone());
+                    subscriber.outq.recheck_video(self.video.clone());
                 }
             }
         }
@@ -605,13 +606,15 @@ impl Channel {
         let slow: Vec<u64> = self
             .subscribers
             .iter()
-            .filter(|(_, s)| !s.outbox.offer(Outbound::Shared(frame.clone())))
+            .filter(|(_, s)| !s.outq.offer(frame.bytes(s.vsn)))
             .map(|(sid, _)| *sid)
             .collect();
         for sid in slow {
             self.leave(sid);
         }
-        metrics::counter!(m::FANOUT_DELIVERIES).increment(self.subscribers.len() as u64);
+        let delivered = self.subscribers.len() as u64;
+        metrics::counter!(m::FANOUT_DELIVERIES).increment(delivered);
+        metrics::counter!(m::MESSAGES_OUT).increment(delivered);
         metrics::histogram!(m::FANOUT).record(started.elapsed());
     }
 }
@@ -622,7 +625,7 @@ mod tests {
     use banter_store::{NewUser, StoreConfig};
 
     use super::*;
-    use crate::outbox::Outbox;
+    use crate::outq::{Outq, Receiver};
 
     async fn store() -> (Store, UserId, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -646,20 +649,18 @@ mod tests {
     }
 
     /// Joins one anonymous subscriber (sid 1) and returns its outbox.
-    async fn join_anonymous(tx: &mpsc::Sender<Command>) -> mpsc::Receiver<Outbound> {
+    async fn join_anonymous(tx: &mpsc::Sender<Command>) -> Receiver {
         join_since(tx, None).await.0
     }
 
     /// Joins one anonymous subscriber (sid 1); returns its outbox and the join's result.
-    async fn join_since(
-        tx: &mpsc::Sender<Command>,
-        since_seq: Option<i64>,
-    ) -> (mpsc::Receiver<Outbound>, JoinOk) {
-        let (outbox, frames, _control) = Outbox::new(64);
+    async fn join_since(tx: &mpsc::Sender<Command>, since_seq: Option<i64>) -> (Receiver, JoinOk) {
+        let outq = Arc::new(Outq::new(64, 1 << 20));
+        let frames = Receiver::new(outq.clone());
         let (reply_tx, reply_rx) = oneshot::channel();
         let subscriber = Subscriber {
-            outbox,
-            rechecks: Default::default(),
+            outq,
+            vsn: banter_protocol::Vsn::V2,
             member: None,
             phx_ref: "r".into(),
         };
@@ -676,9 +677,8 @@ mod tests {
         (frames, ok)
     }
 
-    fn seq_of(outbound: Outbound) -> Option<i64> {
-        let Outbound::Shared(frame) = outbound;
-        let value: Value = serde_json::from_str(&frame.text(banter_protocol::Vsn::V2)).unwrap();
+    fn seq_of(frame: bytes::Bytes) -> Option<i64> {
+        let value: Value = serde_json::from_str(&crate::wire::text_of(&frame)).unwrap();
         (value[3] == events::COMMENT_CREATED).then(|| value[4]["seq"].as_i64().unwrap())
     }
 
@@ -724,7 +724,7 @@ mod tests {
         assert_eq!(seen, vec![1, 2, 3, 4, 5, 6]);
         // Nothing more: the duplicate was dropped.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        while let Ok(frame) = frames.try_recv() {
+        while let Some(frame) = frames.try_recv() {
             assert_eq!(seq_of(frame), None, "no comment delivered twice");
         }
         tx.send(Command::Leave { sid: 1 }).await.unwrap();
@@ -775,7 +775,7 @@ mod tests {
         .await
         .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        while let Ok(frame) = frames.try_recv() {
+        while let Some(frame) = frames.try_recv() {
             assert_eq!(seq_of(frame), None);
         }
     }
@@ -820,12 +820,11 @@ mod tests {
                 Instant::now() < deadline,
                 "joins {saw_join} leaves {saw_leave} counts {counts:?}"
             );
-            let Ok(Some(Outbound::Shared(frame))) =
-                tokio::time::timeout(Duration::from_secs(1), frames.recv()).await
+            let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(1), frames.recv()).await
             else {
                 continue;
             };
-            let value: Value = serde_json::from_str(&frame.text(banter_protocol::Vsn::V2)).unwrap();
+            let value: Value = serde_json::from_str(&crate::wire::text_of(&frame)).unwrap();
             match value[3].as_str().unwrap() {
                 events::PRESENCE_DIFF => {
                     saw_join |= value[4]["joins"].get("u9").is_some();

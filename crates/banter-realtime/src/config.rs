@@ -22,8 +22,12 @@ pub struct RealtimeConfig {
     pub client_ip: banter_core::ClientIpRule,
     /// A socket with no inbound frame for this long is closed (Phoenix: 60 s).
     pub idle_timeout: Duration,
-    /// Frames queued for one socket; a socket whose queue is full is closed as a slow consumer.
+    /// Frames queued for one socket and not yet written; above it the socket is closed as a
+    /// slow consumer.
     pub outbox_capacity: usize,
+    /// Bytes queued for one socket and not yet taken by the kernel; above it the socket is
+    /// closed as a slow consumer.
+    pub outbox_bytes: usize,
     /// Messages queued for one channel; when full, joins are refused with `unavailable` and
     /// bus events are dropped (and later repaired from the database by `seq`).
     pub channel_mailbox: usize,
@@ -71,6 +75,7 @@ impl Default for RealtimeConfig {
             client_ip: banter_core::ClientIpRule::Peer,
             idle_timeout: Duration::from_secs(60),
             outbox_capacity: 1024,
+            outbox_bytes: 1 << 20,
             channel_mailbox: 8192,
             presence_member_limit: 1000,
             history_page: 50,

@@ -15,8 +15,8 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use crate::channel::{Channel, Command};
-use crate::outbox::Control;
-use crate::recheck::Rechecks;
+use crate::outq::Close;
+use crate::registry::{SessionEntry, Sessions};
 use crate::{Gateway, RealtimeConfig};
 
 /// After a bus outage every socket re-checks its access, this many at a time, `RESYNC_PAUSE` apart (10k
@@ -41,19 +41,15 @@ pub(crate) struct HubInner {
     /// Flips to `true` once when the node shuts down; every session closes with 1012.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Set once when the node starts draining: new sockets are refused and each open one closes
-    /// with 1012 at its turn within the window (see `session::drain_turn`).
+    /// with 1012 at its turn within the window (see [`Hub::drain`]).
     pub draining: tokio::sync::watch::Sender<Option<Drain>>,
     /// Other nodes' socket counts, for rebalancing.
-    pub(crate) loads: crate::rebalance::Loads,
-    /// Each open socket by session id: its close control (to shed sockets when rebalancing),
-    /// its re-check queue and its signed-in user (to re-check it when access changes).
-    sessions: Mutex<HashMap<u64, SessionEntry>>,
-}
-
-pub(crate) struct SessionEntry {
-    pub control: Arc<Control>,
-    pub rechecks: Arc<Rechecks>,
-    pub user: Option<UserId>,
+    loads: Arc<crate::rebalance::Loads>,
+    /// Each open socket by session id: its outbound queue (to close it), its re-check queue and
+    /// its signed-in user (to re-check it when access changes).
+    sessions: Arc<Sessions>,
+    /// The clock sessions stamp their last inbound frame with (whole seconds since this).
+    epoch: std::time::Instant,
 }
 
 /// A drain in progress: sockets close in batches spread over `window` from `started`.
@@ -98,8 +94,9 @@ impl Hub {
             connections: Mutex::new(HashMap::new()),
             shutdown: tokio::sync::watch::Sender::new(false),
             draining: tokio::sync::watch::Sender::new(None),
-            loads: crate::rebalance::Loads::default(),
-            sessions: Mutex::new(HashMap::new()),
+            loads: Default::default(),
+            sessions: Default::default(),
+            epoch: std::time::Instant::now(),
         });
         let weak: Weak<HubInner> = Arc::downgrade(&inner);
         bus.set_handler(Arc::new(move |event: BusEvent| {
@@ -113,9 +110,27 @@ impl Hub {
                 inner.loads.record(load);
             }
         }));
+        let weak: Weak<HubInner> = Arc::downgrade(&inner);
         inner.runtime.spawn(crate::rebalance::run(
-            Arc::downgrade(&inner),
-            inner.config.presence_heartbeat,
+            bus.clone(),
+            inner.loads.clone(),
+            Arc::downgrade(&inner.sessions),
+            inner.config.clone(),
+            move || weak.upgrade().is_none_or(|h| h.draining.borrow().is_some()),
+        ));
+        let idle = inner.config.idle_timeout;
+        // Once a second (sooner for idle timeouts under 4 s): token expiry is acted on within a
+        // second, and one pass over 19k sockets takes well under a millisecond.
+        let every = (idle / 4).clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(1),
+        );
+        let epoch = inner.epoch;
+        inner.runtime.spawn(crate::registry::sweep_every(
+            Arc::downgrade(&inner.sessions),
+            every,
+            idle,
+            move || seconds_since(epoch),
         ));
         let weak: Weak<HubInner> = Arc::downgrade(&inner);
         bus.set_access_handler(Arc::new(move |change: AccessChange| {
@@ -142,6 +157,10 @@ impl Hub {
     /// node if this one is going away, and refuses new ones.
     pub fn shut_down(&self) {
         self.inner.shutdown.send_replace(true);
+        self.inner.sessions.close_all(Close::new(
+            banter_protocol::reasons::close::RESTART,
+            "server restarting",
+        ));
     }
 
     /// Drains the node: refuses new sockets at once, closes the open ones with 1012 in batches
@@ -152,8 +171,17 @@ impl Hub {
         self.inner
             .draining
             .send_replace(Some(Drain { started, window }));
+        let drain = Drain { started, window };
+        let close = Close {
+            finish_posts: true,
+            ..Close::new(banter_protocol::reasons::close::RESTART, "server draining")
+        };
         let deadline = started + window + std::time::Duration::from_secs(2);
         while self.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+            let now = tokio::time::Instant::now();
+            self.inner
+                .sessions
+                .close_where(|id| drain.turn_of(id) <= now, &close);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         self.shut_down();
@@ -180,10 +208,12 @@ impl HubInner {
     }
 
     pub(crate) fn register_session(&self, id: u64, entry: SessionEntry) {
-        self.sessions
-            .lock()
-            .expect("sessions lock")
-            .insert(id, entry);
+        self.sessions.register(id, entry);
+    }
+
+    /// Whole seconds since the hub started: the clock of the idle sweep.
+    pub(crate) fn now_secs(&self) -> u32 {
+        seconds_since(self.epoch)
     }
 
     /// Queues the re-checks a committed access change calls for. Caches are dropped first, so
@@ -193,13 +223,13 @@ impl HubInner {
         self.gateway.access_changed(&change);
         match change {
             AccessChange::User(user) => {
-                for entry in self.sessions_of(user) {
-                    entry.account();
+                for outq in self.sessions_of(user) {
+                    outq.recheck_account();
                 }
             }
             AccessChange::Member { video, user } => {
-                for entry in self.sessions_of(user) {
-                    entry.video(video.clone());
+                for outq in self.sessions_of(user) {
+                    outq.recheck_video(video.clone());
                 }
             }
             AccessChange::Video(video) => {
@@ -233,25 +263,17 @@ impl HubInner {
             .collect();
         for channel in channels {
             // Full mailbox: the periodic repair catches up instead.
-            if std::env::var_os("NO_CATCHUP").is_none() {
-                let _ = channel.tx.try_send(Command::CatchUp);
-            }
+            let _ = channel.tx.try_send(Command::CatchUp);
         }
-        let sessions: Vec<Arc<Rechecks>> = self
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .values()
-            .map(|e| e.rechecks.clone())
-            .collect();
+        let sessions = self.sessions.select(|_| true);
         tracing::info!(
             sockets = sessions.len(),
             "bus reconnected: catching up every topic and re-checking every socket"
         );
         self.runtime.spawn(async move {
             for batch in sessions.chunks(RESYNC_BATCH) {
-                for rechecks in batch {
-                    rechecks.account();
+                for outq in batch {
+                    outq.recheck_account();
                 }
                 tokio::time::sleep(RESYNC_PAUSE).await;
             }
@@ -259,34 +281,12 @@ impl HubInner {
     }
 
     /// The re-check queues of `user`'s open sockets on this node.
-    fn sessions_of(&self, user: UserId) -> Vec<Arc<Rechecks>> {
-        self.sessions
-            .lock()
-            .expect("sessions lock")
-            .values()
-            .filter(|e| e.user == Some(user))
-            .map(|e| e.rechecks.clone())
-            .collect()
+    fn sessions_of(&self, user: UserId) -> Vec<Arc<crate::outq::Outq>> {
+        self.sessions.select(|e| e.user == Some(user))
     }
 
     pub(crate) fn unregister_session(&self, id: u64) {
-        self.sessions.lock().expect("sessions lock").remove(&id);
-    }
-
-    /// Closes up to `n` sockets with 1012 "rebalancing"; returns how many.
-    pub(crate) fn shed(&self, n: usize) -> usize {
-        let sessions = self.sessions.lock().expect("sessions lock");
-        let mut closed = 0;
-        for control in sessions
-            .values()
-            .map(|e| &e.control)
-            .filter(|c| !c.is_closing())
-            .take(n)
-        {
-            control.close(banter_protocol::reasons::close::RESTART, "rebalancing");
-            closed += 1;
-        }
-        closed
+        self.sessions.unregister(id);
     }
 
     pub fn next_id(&self) -> u64 {
@@ -369,6 +369,10 @@ impl HubInner {
             ip,
         })
     }
+}
+
+fn seconds_since(epoch: std::time::Instant) -> u32 {
+    u32::try_from(epoch.elapsed().as_secs()).unwrap_or(u32::MAX)
 }
 
 /// Releases a connection's place in the per-IP count when dropped.

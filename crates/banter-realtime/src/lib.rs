@@ -1,12 +1,17 @@
 //! Phoenix Channels over WebSockets for live comments: the socket endpoint, one session per
 //! connection, one channel per topic (`comments:<video_id>`) per node, and presence.
 //!
-//! - `socket.rs`: the HTTP upgrade at `/socket/websocket` (vsn, origin, token, per-IP limit).
-//! - `session.rs`: one task per connection: decodes frames, dispatches events, writes frames.
+//! - `upgrade.rs`: the HTTP upgrade at `/socket/websocket` (vsn, origin, token, per-IP limit),
+//!   through actix-http's upgrade hook; it takes the connection's I/O after the 101.
+//! - `conn.rs`: one connection's I/O: reads into a per-thread buffer, decodes with actix-http's
+//!   WebSocket codec, writes everything queued with one vectored write.
+//! - `outq.rs`: one socket's outbound queue with its byte budget and close request.
+//! - `wire.rs`: whole outbound WebSocket frames; a broadcast is encoded once and shared.
+//! - `session.rs`: one task per connection: dispatches Phoenix events, joins, posts.
+//! - `registry.rs`: the node's open sockets, and the sweep for idle sockets and expired tokens.
 //! - `channel.rs`: one task per topic: membership, history window, `seq`-ordered delivery with
 //!   gap repair from the database, presence and the viewer count.
 //! - `hub.rs`: the node's registry of channels, and the bus handler that feeds them.
-//! - `outbox.rs`: the bounded per-connection queue and the shared, encode-once broadcast frame.
 //! - `presence.rs`: the per-topic member list and its diffs.
 //! - `metrics.rs`: the Prometheus metric names this crate records, and their descriptions.
 //! - `rebalance.rs`: node-load heartbeats, and shedding sockets above the cluster average.
@@ -20,17 +25,20 @@
 pub mod bench;
 mod channel;
 mod config;
+mod conn;
 mod gateway;
 mod hub;
 pub mod metrics;
-mod outbox;
+mod outq;
 mod presence;
 mod rebalance;
 mod recheck;
+mod registry;
 mod session;
-mod socket;
+mod upgrade;
+mod wire;
 
 pub use config::{RealtimeConfig, RebalanceConfig};
 pub use gateway::{Gateway, Refusal, Viewer};
 pub use hub::Hub;
-pub use socket::configure;
+pub use upgrade::{configure, service as upgrade_service};

@@ -18,6 +18,7 @@ pub const SLOW_CONSUMERS: &str = "banter_ws_slow_consumer_disconnects_total";
 pub const MESSAGES_IN: &str = "banter_ws_messages_in_total";
 /// Frames written to clients (counter).
 pub const MESSAGES_OUT: &str = "banter_ws_messages_out_total";
+
 /// Channel joins by `result` (ok, error) (counter).
 pub const JOINS: &str = "banter_channel_joins_total";
 /// Channel leaves, including sockets that went away (counter).
@@ -86,10 +87,13 @@ pub fn describe() {
     describe_counter!(CLOSES, "Sockets closed by the server, by close code.");
     describe_counter!(
         SLOW_CONSUMERS,
-        "Sockets closed because their outbox was full."
+        "Sockets closed because their outbound queue went over its budget."
     );
     describe_counter!(MESSAGES_IN, "Frames received from clients.");
-    describe_counter!(MESSAGES_OUT, "Frames written to clients.");
+    describe_counter!(
+        MESSAGES_OUT,
+        "Frames sent to clients (queued for writing; broadcasts counted once per subscriber)."
+    );
     describe_counter!(JOINS, "Channel joins, by result.");
     describe_counter!(LEAVES, "Channel leaves, including sockets that went away.");
     describe_gauge!(CHANNELS, "Topics with a channel on this node.");

@@ -8,13 +8,16 @@
 //! (the load balancer).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use banter_bus::NodeLoad;
 
-use crate::config::RebalanceConfig;
-use crate::hub::HubInner;
+use banter_bus::Bus;
+
+use crate::config::{RealtimeConfig, RebalanceConfig};
+use crate::outq::Close;
+use crate::registry::Sessions;
 
 /// Sockets closed to rebalance (counter).
 pub const REBALANCED: &str = "banter_ws_rebalanced_total";
@@ -56,28 +59,39 @@ pub(crate) fn to_shed(own: usize, others: &[usize], config: RebalanceConfig, max
 }
 
 /// Publishes this node's load every heartbeat and, when enabled, sheds its excess.
-pub(crate) async fn run(hub: Weak<HubInner>, interval: Duration) {
+/// Announces this node's socket count every `interval` and, when rebalancing is on and the
+/// node is not draining, sheds sockets above the cluster average.
+pub(crate) async fn run(
+    bus: Arc<dyn Bus>,
+    loads: Arc<Loads>,
+    sessions: Weak<Sessions>,
+    config: Arc<RealtimeConfig>,
+    draining: impl Fn() -> bool,
+) {
+    let interval = config.presence_heartbeat;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(hub) = hub.upgrade() else { return };
-        let own = hub.connection_count();
-        hub.bus.publish_load(NodeLoad {
+        let Some(sessions) = sessions.upgrade() else {
+            return;
+        };
+        let own = sessions.len();
+        bus.publish_load(NodeLoad {
             node: String::new(),
             connections: own,
         });
-        let Some(config) = hub.config.rebalance else {
+        let Some(rebalance) = config.rebalance else {
             continue;
         };
-        if hub.draining.borrow().is_some() {
+        if draining() {
             continue;
         }
-        let per_tick = ((config.max_per_second as f64) * interval.as_secs_f64()).ceil() as usize;
+        let per_tick = ((rebalance.max_per_second as f64) * interval.as_secs_f64()).ceil() as usize;
         let shed = to_shed(
             own,
-            &hub.loads.live(hub.config.node_timeout),
-            config,
+            &loads.live(config.node_timeout),
+            rebalance,
             per_tick.max(1),
         );
         if shed > 0 {
@@ -86,7 +100,8 @@ pub(crate) async fn run(hub: Weak<HubInner>, interval: Duration) {
                 shed,
                 "rebalancing: closing sockets above the cluster average"
             );
-            let closed = hub.shed(shed);
+            let close = Close::new(banter_protocol::reasons::close::RESTART, "rebalancing");
+            let closed = sessions.shed(shed, &close);
             metrics::counter!(REBALANCED).increment(closed as u64);
         }
     }

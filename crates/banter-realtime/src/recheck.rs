@@ -1,6 +1,7 @@
 //! `Rechecks`: the access re-checks one socket owes, queued by whoever learns that access
 //! changed (the hub for an account or a membership, a channel for its video) and worked off by
-//! the socket's session, which alone knows its token and which topics it joined.
+//! the socket's session, which alone knows its token and which topics it joined. It lives in
+//! the socket's `Outq`, whose wake-up the session already waits on.
 //!
 //! Bounded: at most [`MAX_VIDEOS`] distinct videos wait; beyond that the socket re-checks its
 //! whole sign-in and every topic it joined instead (the same outcome, one step coarser).
@@ -11,7 +12,6 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use banter_core::VideoId;
-use tokio::sync::Notify;
 
 /// Distinct videos queued before the socket falls back to re-checking everything.
 const MAX_VIDEOS: usize = 64;
@@ -19,7 +19,6 @@ const MAX_VIDEOS: usize = 64;
 #[derive(Default)]
 pub(crate) struct Rechecks {
     pending: Mutex<Pending>,
-    notify: Notify,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -41,8 +40,6 @@ impl Rechecks {
         let mut pending = self.pending.lock().expect("rechecks lock");
         pending.account = true;
         pending.videos.clear();
-        drop(pending);
-        self.notify.notify_one();
     }
 
     pub fn video(&self, video: VideoId) {
@@ -56,21 +53,12 @@ impl Rechecks {
         } else {
             pending.videos.insert(video);
         }
-        drop(pending);
-        self.notify.notify_one();
     }
 
-    /// Waits until something is queued and takes all of it. The session polls this on every
-    /// turn of its loop, so nothing is locked until a change was signalled: every queued change
-    /// calls `notify_one`, which leaves a permit when no one waits, so none is missed.
-    pub async fn next(&self) -> Pending {
-        loop {
-            self.notify.notified().await;
-            let mut pending = self.pending.lock().expect("rechecks lock");
-            if !pending.is_empty() {
-                return std::mem::take(&mut *pending);
-            }
-        }
+    /// Takes everything queued; `None` when nothing is.
+    pub fn take(&self) -> Option<Pending> {
+        let mut pending = self.pending.lock().expect("rechecks lock");
+        (!pending.is_empty()).then(|| std::mem::take(&mut *pending))
     }
 }
 
@@ -82,19 +70,19 @@ mod tests {
         VideoId::parse(id).unwrap()
     }
 
-    #[tokio::test]
-    async fn queued_videos_are_taken_together_and_nothing_is_missed() {
+    #[test]
+    fn queued_videos_are_taken_together_and_nothing_is_missed() {
         let rechecks = Rechecks::default();
         rechecks.video(video("a"));
         rechecks.video(video("b"));
         rechecks.video(video("a"));
-        let taken = rechecks.next().await;
+        let taken = rechecks.take().unwrap();
         assert!(!taken.account);
         assert_eq!(taken.videos, HashSet::from([video("a"), video("b")]));
-        // A change queued while nobody waits wakes the next wait.
+        assert_eq!(rechecks.take(), None);
         rechecks.account();
         assert_eq!(
-            rechecks.next().await,
+            rechecks.take().unwrap(),
             Pending {
                 account: true,
                 videos: HashSet::new()
@@ -102,13 +90,13 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn too_many_videos_become_one_full_recheck() {
+    #[test]
+    fn too_many_videos_become_one_full_recheck() {
         let rechecks = Rechecks::default();
         for i in 0..=MAX_VIDEOS {
             rechecks.video(video(&format!("v{i}")));
         }
-        let taken = rechecks.next().await;
+        let taken = rechecks.take().unwrap();
         assert!(taken.account);
         assert!(taken.videos.is_empty());
     }

@@ -17,29 +17,27 @@
 //!   `phoenix` topic (`access_token`), which also re-checks every joined topic.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
 use banter_core::{Comment, VideoId};
 use banter_protocol::reasons::{self, close};
 use banter_protocol::{
     Frame, Message, PHOENIX_TOPIC, Payload, Vsn, decode_binary, decode_text, encode_push,
     encode_reply, events,
 };
-use bytestring::ByteString;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::channel::{Command, JoinError, Subscriber};
+use crate::conn::{Conn, Inbound, ReadError};
 use crate::gateway::BoxFuture;
-use crate::hub::{ChannelHandle, ConnectionGuard, Drain, HubInner};
+use crate::hub::{ChannelHandle, ConnectionGuard, HubInner};
 use crate::metrics as names;
-use crate::outbox::{Control, Outbound, Outbox};
-use crate::recheck::{Pending, Rechecks};
+use crate::outq::{Outq, Taken};
+use crate::recheck::Pending;
 use crate::{Refusal, Viewer};
 use tracing::Instrument;
 
@@ -49,6 +47,9 @@ type PendingPosts = FuturesUnordered<BoxFuture<'static, (Message, Result<Comment
 /// A session with this many posts in flight stops reading until one completes (back-pressure
 /// to the client through TCP).
 const MAX_POSTS_IN_FLIGHT: usize = 32;
+
+/// How long a closed socket may take to read the rest of its frames and the close frame.
+const CLIENT_CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 struct Joined {
     join_ref: Option<String>,
@@ -69,7 +70,7 @@ enum Reauth {
 enum End {
     Close(u16, String),
     /// The client sent a Close frame: answer it with the same code (RFC 6455 §5.5.1).
-    ClosedByClient(Option<CloseReason>),
+    ClosedByClient(Option<actix_http::ws::CloseReason>),
     Gone,
 }
 
@@ -77,24 +78,13 @@ pub(crate) struct Session {
     hub: Arc<HubInner>,
     vsn: Vsn,
     viewer: Option<Viewer>,
-    ws: actix_ws::Session,
-    outbox: Outbox,
+    outq: Arc<Outq>,
     joined: HashMap<String, Joined>,
     window_start: Instant,
     window_count: u32,
     posts: PendingPosts,
     messages_in: metrics::Counter,
     messages_out: metrics::Counter,
-    rechecks: Arc<Rechecks>,
-    /// Fires when the signed-in viewer's token expires (`None`: anonymous).
-    expiry: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-/// When a token that expires at `unix_secs` expires, on the runtime's clock.
-fn deadline(unix_secs: i64) -> tokio::time::Instant {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let left = u64::try_from(unix_secs.saturating_sub(now)).unwrap_or(0);
-    tokio::time::Instant::now() + Duration::from_secs(left)
 }
 
 /// Why a refused re-authentication ends the socket: 4002 for an expired token, 4001 for a
@@ -113,100 +103,93 @@ fn signed_out(refusal: &Refusal) -> Option<End> {
     }
 }
 
+/// Drives one upgraded connection until it closes. The task holds no timer: the hub's sweep
+/// closes idle sockets and expired tokens, and shutdown and drain close sockets through their
+/// [`Outq`].
 pub(crate) async fn run(
     hub: Arc<HubInner>,
     vsn: Vsn,
     viewer: Option<Viewer>,
-    ws: actix_ws::Session,
-    mut stream: AggregatedMessageStream,
-    _guard: ConnectionGuard,
+    mut conn: Conn,
+    guard: ConnectionGuard,
 ) {
-    let (outbox, mut rx, control) = Outbox::new(hub.config.outbox_capacity);
+    let outq = Arc::new(Outq::new(
+        hub.config.outbox_capacity,
+        hub.config.outbox_bytes,
+    ));
+    outq.touch(hub.now_secs());
     metrics::gauge!(names::CONNECTIONS).increment(1.0);
-    let idle_timeout = hub.config.idle_timeout;
-    let rechecks = Arc::new(Rechecks::default());
     let user_id = viewer.as_ref().map(|v| v.user.id);
-    let expiry = viewer
-        .as_ref()
-        .map(|v| Box::pin(tokio::time::sleep_until(deadline(v.expires_at))));
+    if let Some(viewer) = &viewer {
+        outq.set_expiry(viewer.expires_at);
+    }
     let mut session = Session {
         hub,
         vsn,
         viewer,
-        ws: ws.clone(),
-        outbox,
+        outq: outq.clone(),
         joined: HashMap::new(),
         window_start: Instant::now(),
         window_count: 0,
         posts: FuturesUnordered::new(),
         messages_in: metrics::counter!(names::MESSAGES_IN),
         messages_out: metrics::counter!(names::MESSAGES_OUT),
-        rechecks: rechecks.clone(),
-        expiry,
     };
-    let mut shutdown = session.hub.shutdown.subscribe();
-    let mut draining = session.hub.draining.subscribe();
     let session_id = session.hub.next_id();
     session.hub.register_session(
         session_id,
-        crate::hub::SessionEntry {
-            control: control.clone(),
-            rechecks: rechecks.clone(),
+        crate::registry::SessionEntry {
+            outq: outq.clone(),
             user: user_id,
         },
     );
-    let mut last_inbound = Instant::now();
-    // A quarter of the timeout (at most 5 s): precise enough for a 60 s timeout, and 10k idle
-    // sockets cost 2k timer wake-ups a second instead of 10k.
-    let check_every = (idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
-    let mut idle_check = tokio::time::interval(check_every);
-    let end = loop {
-        tokio::select! {
-            biased;
-            (code, reason) = closed(&control) => break End::Close(code, reason),
-            _ = shutdown.wait_for(|down| *down) => break End::Close(close::RESTART, "server restarting".into()),
-            _ = drain_turn(&mut draining, session_id) => {
-                session.finish_posts().await;
-                break End::Close(close::RESTART, "server draining".into());
-            }
-            // Output first: what is queued for the client is written before more is read.
-            Some(outbound) = rx.recv() => {
-                if session.write(outbound).await.is_err() {
-                    break End::Gone;
+    let mut inbound = Vec::new();
+    let end = 'session: {
+        // A client may send its first frame in the handshake's packet.
+        if let Err(e) = conn.decode_buffered(&mut inbound) {
+            break 'session read_end(e);
+        }
+        loop {
+            for message in inbound.drain(..) {
+                outq.touch(session.hub.now_secs());
+                if let Some(end) = Box::pin(session.on_message(message)).await {
+                    break 'session end;
                 }
             }
-            () = expired(&mut session.expiry) => {
-                metrics::counter!(names::ACCESS_REVOKED, "action" => "socket_closed").increment(1);
-                break End::Close(close::TOKEN_EXPIRED, "access token expired: refresh it and reconnect".into());
+            // Everything queued is written as one vectored write before waiting again.
+            match conn.flush() {
+                Ok(flushed) => outq.written(flushed.bytes, flushed.frames),
+                Err(_) => break 'session End::Gone,
             }
-            pending = rechecks.next() => {
-                if let Some(end) = session.recheck(pending).await {
-                    break end;
-                }
-            }
-            Some((message, result)) = session.posts.next(), if !session.posts.is_empty() => {
-                if let Some(end) = session.post_reply(&message, result).await {
-                    break end;
-                }
-            }
-            message = stream.recv(), if session.posts.len() < MAX_POSTS_IN_FLIGHT => {
-                last_inbound = Instant::now();
-                match message {
-                    None => break End::Gone,
-                    Some(Ok(message)) => {
-                        if let Some(end) = session.on_message(message).await {
-                            break end;
+            tokio::select! {
+                biased;
+                () = outq.ready() => {
+                    if let Some(Taken::Close(close)) = outq.try_take(&mut conn.pending) {
+                        if close.finish_posts {
+                            Box::pin(session.finish_posts()).await;
                         }
+                        break 'session End::Close(close.code, close.reason);
                     }
-                    Some(Err(ProtocolError::Overflow)) => {
-                        break End::Close(close::TOO_BIG, "frame too large".into());
+                    if let Some(pending) = outq.take_rechecks()
+                        && let Some(end) = Box::pin(session.recheck(pending)).await
+                    {
+                        break 'session end;
                     }
-                    Some(Err(e)) => break End::Close(close::PROTOCOL, format!("websocket protocol error: {e}")),
                 }
-            }
-            _ = idle_check.tick() => {
-                if last_inbound.elapsed() >= idle_timeout {
-                    break End::Close(close::IDLE, "idle timeout".into());
+                ready = conn.writable(), if conn.has_pending() => {
+                    if ready.is_err() {
+                        break 'session End::Gone;
+                    }
+                }
+                Some((message, result)) = session.posts.next(), if !session.posts.is_empty() => {
+                    if let Some(end) = Box::pin(session.post_reply(&message, result)).await {
+                        break 'session end;
+                    }
+                }
+                ready = conn.readable(), if session.posts.len() < MAX_POSTS_IN_FLIGHT => {
+                    if let Err(e) = ready.map_err(ReadError::Io).and_then(|()| conn.read(&mut inbound)) {
+                        break 'session read_end(e);
+                    }
                 }
             }
         }
@@ -214,71 +197,59 @@ pub(crate) async fn run(
     session.leave_all();
     session.hub.unregister_session(session_id);
     metrics::gauge!(names::CONNECTIONS).decrement(1.0);
-    if let End::ClosedByClient(reason) = end {
-        // Echo the client's code (1000 if it gave none) so its close handshake completes.
-        let echo = reason.map(|r| CloseReason {
-            code: r.code,
-            description: r.description,
-        });
-        let _ = ws
-            .close(echo.or(Some(CloseReason::from(CloseCode::Normal))))
-            .await;
-        return;
-    }
-    if let End::Close(code, reason) = end {
-        tracing::debug!(code, reason, "closing socket");
-        metrics::counter!(names::CLOSES, "code" => code.to_string()).increment(1);
-        if reason == crate::outbox::SLOW_CONSUMER {
-            metrics::counter!(names::SLOW_CONSUMERS).increment(1);
+    drop(guard);
+    let linger = match end {
+        End::Gone => return,
+        End::ClosedByClient(reason) => {
+            // Echo the client's code and reason (1000 if it gave none) so its close handshake
+            // completes.
+            let (code, text) = reason.map_or((1000, None), |r| (u16::from(r.code), r.description));
+            outq.take_rest(&mut conn.pending);
+            conn.pending.push_back(crate::wire::close(
+                code,
+                text.as_deref().unwrap_or_default(),
+            ));
+            CLIENT_CLOSE_LINGER
         }
-        let _ = ws
-            .close(Some(CloseReason {
-                code: CloseCode::from(code),
-                description: Some(reason),
-            }))
-            .await;
-    }
-}
-
-/// Completes when the node is draining and this socket's batch is due.
-async fn drain_turn(draining: &mut tokio::sync::watch::Receiver<Option<Drain>>, session_id: u64) {
-    let drain: Option<Drain> = match draining.wait_for(Option::is_some).await {
-        Ok(current) => *current,
-        Err(_) => None,
+        End::Close(code, reason) => {
+            tracing::debug!(code, reason, "closing socket");
+            metrics::counter!(names::CLOSES, "code" => code.to_string()).increment(1);
+            if reason == crate::outq::SLOW_CONSUMER {
+                metrics::counter!(names::SLOW_CONSUMERS).increment(1);
+                conn.drop_unstarted();
+            } else {
+                outq.take_rest(&mut conn.pending);
+            }
+            conn.pending.push_back(crate::wire::close(code, &reason));
+            session.hub.config.idle_timeout
+        }
     };
-    match drain {
-        Some(drain) => tokio::time::sleep_until(drain.turn_of(session_id)).await,
-        None => std::future::pending().await,
-    }
+    // Boxed: the close's state is allocated only while a socket closes.
+    Box::pin(conn.finish(linger)).await;
 }
 
-async fn closed(control: &Arc<Control>) -> (u16, String) {
-    control.closed().await
-}
-
-/// Completes when the token expires; never for an anonymous socket.
-async fn expired(expiry: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
-    match expiry {
-        Some(sleep) => sleep.as_mut().await,
-        None => std::future::pending().await,
+fn read_end(error: ReadError) -> End {
+    match error {
+        ReadError::Eof => End::Gone,
+        ReadError::Io(e) => {
+            tracing::debug!(error = %e, "socket read failed");
+            End::Gone
+        }
+        ReadError::TooBig => End::Close(close::TOO_BIG, "frame too large".into()),
+        ReadError::Protocol(reason) => End::Close(close::PROTOCOL, reason),
     }
 }
 
 impl Session {
-    async fn write(&mut self, outbound: Outbound) -> Result<(), actix_ws::Closed> {
+    fn push(&mut self, frame: bytes::Bytes) -> Option<End> {
+        // Broadcasts are counted by their channel, once per broadcast.
         self.messages_out.increment(1);
-        match outbound {
-            Outbound::Shared(frame) => self.ws.text(frame.text(self.vsn)).await,
-        }
+        self.outq.push_own(frame);
+        None
     }
 
     async fn send(&mut self, frame: Frame) -> Option<End> {
-        self.messages_out.increment(1);
-        let result = match frame {
-            Frame::Text(text) => self.ws.text(ByteString::from(text)).await,
-            Frame::Binary(bytes) => self.ws.binary(bytes).await,
-        };
-        result.err().map(|_| End::Gone)
+        self.push(crate::wire::encode(frame))
     }
 
     async fn reply(
@@ -322,16 +293,22 @@ impl Session {
         .await
     }
 
-    async fn on_message(&mut self, message: AggregatedMessage) -> Option<End> {
+    async fn on_message(&mut self, message: Inbound) -> Option<End> {
         self.messages_in.increment(1);
         let decoded = match message {
-            AggregatedMessage::Text(text) => decode_text(self.vsn, &text),
-            AggregatedMessage::Binary(bytes) => decode_binary(self.vsn, &bytes),
-            AggregatedMessage::Ping(bytes) => {
-                return self.ws.pong(&bytes).await.err().map(|_| End::Gone);
-            }
-            AggregatedMessage::Pong(_) => return None,
-            AggregatedMessage::Close(reason) => return Some(End::ClosedByClient(reason)),
+            Inbound::Text(bytes) => match std::str::from_utf8(&bytes) {
+                Ok(text) => decode_text(self.vsn, text),
+                Err(_) => {
+                    return Some(End::Close(
+                        close::INVALID_DATA,
+                        "a text frame that is not UTF-8".into(),
+                    ));
+                }
+            },
+            Inbound::Binary(bytes) => decode_binary(self.vsn, &bytes),
+            Inbound::Ping(bytes) => return self.push(crate::wire::pong(bytes)),
+            Inbound::Pong => return None,
+            Inbound::Close(reason) => return Some(End::ClosedByClient(reason)),
         };
         let message = match decoded {
             Ok(message) => message,
@@ -512,8 +489,8 @@ impl Session {
             let channel = self.hub.channel(video);
             let (tx, rx) = oneshot::channel();
             let subscriber = Subscriber {
-                outbox: self.outbox.clone(),
-                rechecks: self.rechecks.clone(),
+                outq: self.outq.clone(),
+                vsn: self.vsn,
                 member: user
                     .as_ref()
                     .map(|u| (u.id.to_string(), u.username.to_string())),
@@ -746,9 +723,7 @@ impl Session {
                 .await;
         }
         let expires_at = fresh.expires_at;
-        if let Some(expiry) = &mut self.expiry {
-            expiry.as_mut().reset(deadline(expires_at));
-        }
+        self.outq.set_expiry(expires_at);
         self.viewer = Some(fresh);
         if let Some(end) = self
             .reply(&m, None, "ok", json!({ "expires_at": expires_at }))

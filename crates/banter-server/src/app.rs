@@ -8,9 +8,11 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_http::HttpService;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, map_config};
+use actix_web::dev::{AppConfig, Server, ServerHandle};
 use actix_web::middleware::{Compress, NormalizePath, TrailingSlash};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use anyhow::Context;
 use banter_api::{ApiConfig, ApiState, Limit, RateLimitConfig, request_id};
 use banter_bus::{Bus, MemoryBus, RedisBus};
@@ -157,7 +159,7 @@ impl Application {
             hub.is_some(),
             web_config.is_some(),
         ));
-        let server = HttpServer::new(move || {
+        let app = move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(crate::methods::head_as_get))
                 .wrap(actix_web::middleware::from_fn(crate::metrics::record_http))
@@ -185,11 +187,36 @@ impl Application {
                     }
                 })
                 .default_service(web::to(crate::methods::unrouted))
-        })
-        .disable_signals()
-        .shutdown_timeout(settings.shutdown_timeout().as_secs())
-        .listen(listener)?
-        .run();
+        };
+        // actix-web's `HttpServer` assembled by hand, to install actix-http's upgrade hook: a
+        // WebSocket handshake is handed to `banter-realtime` with its connection, which then
+        // owns the socket's I/O (see `banter_realtime::upgrade_service`). Same port, same
+        // workers, same graceful shutdown.
+        let addr = listener.local_addr()?;
+        let builder = actix_server::Server::build();
+        let graceful = builder.graceful_shutdown_signal();
+        let sockets = hub_handle.clone();
+        let server = builder
+            .disable_signals()
+            .shutdown_timeout(settings.shutdown_timeout().as_secs())
+            .listen("banter-http", listener, move || {
+                let graceful = graceful.clone();
+                let app = app()
+                    .into_factory()
+                    .map_err(|err: actix_web::Error| err.error_response());
+                HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let graceful = graceful.clone();
+                        async move { graceful.notified().await }
+                    })
+                    .local_addr(addr)
+                    .upgrade(banter_realtime::upgrade_service(sockets.clone()))
+                    .finish(map_config(app, move |()| {
+                        AppConfig::__priv_test_new(false, addr.to_string(), addr)
+                    }))
+                    .tcp()
+            })?
+            .run();
         tracing::info!(port, role = ?role, backend = ?store.backend(), "banter listening");
         Ok(Self {
             port,

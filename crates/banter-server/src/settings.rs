@@ -110,6 +110,7 @@ pub struct Settings {
     pub ws_max_frame_bytes: usize,
     pub ws_idle_timeout_secs: u64,
     pub ws_outbox_capacity: usize,
+    pub ws_outbox_bytes: usize,
     pub presence_member_limit: usize,
     /// Seconds between a channel's re-reads of its tail (repairs lost bus messages).
     pub ws_repair_interval_secs: u64,
@@ -157,6 +158,7 @@ ws_max_messages_per_second = 50
 ws_max_frame_bytes = 65536
 ws_idle_timeout_secs = 60
 ws_outbox_capacity = 1024
+ws_outbox_bytes = 1048576
 presence_member_limit = 1000
 ws_repair_interval_secs = 5
 presence_node_timeout_secs = 15
@@ -280,6 +282,7 @@ impl Settings {
             max_frame_bytes: self.ws_max_frame_bytes,
             idle_timeout: Duration::from_secs(self.ws_idle_timeout_secs),
             outbox_capacity: self.ws_outbox_capacity,
+            outbox_bytes: self.ws_outbox_bytes,
             presence_member_limit: self.presence_member_limit,
             repair_interval: Duration::from_secs(self.ws_repair_interval_secs.max(1)),
             node_timeout: Duration::from_secs(self.presence_node_timeout_secs.max(1)),
