@@ -60,6 +60,7 @@ pub async fn fanout(
     tokio::spawn(channel.run(rx, || {}));
     let mut receivers = Vec::with_capacity(subscribers);
     let mut sockets = Vec::new();
+    let mut pumped = Vec::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     for sid in 0..subscribers as u64 {
@@ -75,6 +76,7 @@ pub async fn fanout(
                 let (server, _) = listener.accept().await.unwrap();
                 let conn = Conn::new(server, bytes::BytesMut::new(), 1 << 16);
                 tokio::spawn(pump(outq.clone(), conn));
+                pumped.push(outq.clone());
                 sockets.push(client);
             }
         }
@@ -135,9 +137,17 @@ pub async fn fanout(
     for drain in drains {
         drain.await.unwrap();
     }
+    let elapsed = started.elapsed();
+    // The pumps end and their sockets close; the channel ends with its last subscriber.
+    for outq in pumped {
+        outq.close(crate::outq::Close::new(1000, "done"));
+    }
+    for sid in 0..subscribers as u64 {
+        let _ = tx.send(Command::Leave { sid }).await;
+    }
     let report = FanoutReport {
         deliveries: (subscribers * expected) as u64,
-        elapsed: started.elapsed(),
+        elapsed,
     };
     (report, comments)
 }

@@ -1,50 +1,33 @@
-//! The channel of one topic on this node: a task owning the topic's subscribers, a window of
-//! recent comments, the delivered `seq`, and presence.
+//! The channel of one topic on this node: a task owning the topic's subscribers (`Fanout`),
+//! its order (`Sequence`) and its presence (`TopicPresence`), fed by a bounded mailbox.
 //!
-//! Ordering: creations are delivered strictly in `seq` order, each once. An event whose `seq`
-//! is at or below the delivered one is a duplicate and dropped; one that skips ahead reveals a
-//! gap (a lost or reordered bus message), which is filled from the primary before anything
-//! after it is delivered. Because a video's `seq` is assigned under a row lock, every `seq`
-//! below a committed one is committed too, so the fill always finds what is missing.
-//!
-//! A join's history is cut at the delivered `seq` while no other message is processed, so what
-//! a joiner gets in its reply and what it gets live afterwards meet exactly: no gap, no overlap.
+//! Messages are handled one at a time, reads included: a join's history is cut at the delivered
+//! `seq` while no other message is processed, so what a joiner gets in its reply and what it
+//! gets live afterwards meet exactly: no gap, no overlap.
 //!
 //! Mailbox: bounded (`RealtimeConfig::channel_mailbox`). Joins that find it full are refused
 //! with `unavailable`; bus events that find it full are dropped and repaired as gaps.
+//!
+//! Kept out: ordering and repair (`sequence.rs`), presence bookkeeping (`topic_presence.rs`),
+//! encoding and offering frames (`fanout.rs`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use banter_bus::{Bus, BusEvent, ChangeKind, PresenceSnapshot};
 use banter_core::{Comment, VideoId};
 use banter_protocol::events;
-use banter_protocol::payloads::{self, Meta};
-use banter_store::{CommentPage, Store};
+use banter_protocol::payloads;
+use banter_store::Store;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::fanout::Fanout;
+pub(crate) use crate::fanout::Subscriber;
 use crate::metrics as m;
-use crate::outq::Outq;
-use crate::presence::Presence;
-use crate::wire::SharedFrame;
+use crate::sequence::Sequence;
+use crate::topic_presence::TopicPresence;
 use crate::{RealtimeConfig, Refusal};
 use tracing::Instrument;
-
-/// Longest gap filled in one database read; larger gaps are filled in several.
-const FILL_BATCH: u32 = 500;
-/// A join re-reads the tail from the database at most this often (to repair lost tail events).
-const JOIN_CATCH_UP_EVERY: Duration = Duration::from_secs(1);
-
-pub(crate) struct Subscriber {
-    /// The socket's outbound queue, and the serializer its frames are encoded with.
-    pub outq: Arc<Outq>,
-    pub vsn: banter_protocol::Vsn,
-    /// `(user id, username)` of a signed-in viewer; anonymous viewers are not members.
-    pub member: Option<(String, String)>,
-    pub phx_ref: String,
-}
 
 pub(crate) struct JoinOk {
     pub response: Value,
@@ -74,34 +57,21 @@ pub(crate) enum Command {
     Recheck,
     /// Re-read the tail now (the bus was down: comments may have been missed).
     CatchUp,
-}
-
-/// What another node last said about this topic.
-struct Remote {
-    seen: Instant,
-    viewers: usize,
-    members: Vec<(String, Vec<Meta>)>,
+    /// Panics inside the channel, to test its restart.
+    #[cfg(test)]
+    Panic,
 }
 
 pub(crate) struct Channel {
     video: VideoId,
-    topic: String,
-    store: Store,
     config: Arc<RealtimeConfig>,
-    subscribers: HashMap<u64, Subscriber>,
-    presence: Presence,
-    window: VecDeque<Comment>,
-    last_seq: i64,
-    loaded: bool,
-    /// Creations that arrived ahead of a gap that could not be filled yet.
-    pending: BTreeMap<i64, Comment>,
-    last_count_sent: usize,
-    last_join_catch_up: Option<Instant>,
     bus: Arc<dyn Bus>,
-    remote: HashMap<String, Remote>,
-    /// Local presence changed since it was last published.
-    presence_dirty: bool,
-    last_presence_publish: Option<Instant>,
+    fanout: Fanout,
+    sequence: Sequence,
+    presence: TopicPresence,
+    last_count_sent: usize,
+    /// The last `seq` broadcast to the subscribers: where a restart resumes.
+    delivered_seq: i64,
 }
 
 impl Channel {
@@ -112,58 +82,49 @@ impl Channel {
         bus: Arc<dyn Bus>,
     ) -> Self {
         Self {
-            topic: format!("comments:{video}"),
+            fanout: Fanout::new(format!("comments:{video}")),
+            sequence: Sequence::new(video.clone(), store, config.clone()),
+            presence: TopicPresence::new(video.clone(), config.clone()),
             video,
-            store,
             config,
-            subscribers: HashMap::new(),
-            presence: Presence::default(),
-            window: VecDeque::new(),
-            last_seq: 0,
-            loaded: false,
-            pending: BTreeMap::new(),
-            last_count_sent: 0,
-            last_join_catch_up: None,
             bus,
-            remote: HashMap::new(),
-            presence_dirty: true,
-            last_presence_publish: None,
+            last_count_sent: 0,
+            delivered_seq: 0,
         }
     }
 
     /// Runs until the last subscriber leaves; then `on_idle` unregisters the channel and the
     /// remaining mailbox is drained (joins told to retry on the new channel).
+    ///
+    /// Supervised: a panic while handling a message is caught, the topic's order restarts from
+    /// the last `seq` its subscribers were sent (re-reading the tail from the primary, so what
+    /// was committed meanwhile is delivered once), and the subscribers, presence and mailbox
+    /// are kept. The message being handled is lost (a join's socket retries; a bus event is
+    /// repaired by the tail read).
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>, on_idle: impl FnOnce()) {
-        self.load().await;
-        let mut tick = tokio::time::interval(self.config.viewer_count_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let period = self.config.repair_interval;
-        let mut repair = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        repair.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        use futures_util::FutureExt;
+        self.sequence.load().await;
+        self.delivered_seq = self.sequence.last_seq();
         loop {
-            tokio::select! {
-                command = rx.recv() => {
-                    let Some(command) = command else { break };
-                    self.handle(command).await;
-                    if self.subscribers.is_empty() {
+            match std::panic::AssertUnwindSafe(self.serve(&mut rx))
+                .catch_unwind()
+                .await
+            {
+                Ok(()) => break,
+                Err(_) => {
+                    metrics::counter!(m::CHANNEL_RESTARTS).increment(1);
+                    tracing::error!(video = %self.video, seq = self.delivered_seq, "channel panicked; restarting from the last seq sent");
+                    self.sequence.resume_after(self.delivered_seq);
+                    if self.fanout.is_empty() {
                         break;
                     }
                 }
-                _ = tick.tick() => {
-                    self.expire_remote_nodes();
-                    self.publish_presence_if_due();
-                    self.broadcast_count_if_changed();
-                    if !self.pending.is_empty() {
-                        self.catch_up().await;
-                    }
-                }
-                _ = repair.tick() => self.catch_up().await,
             }
         }
         // Tell the other nodes this one has no viewers here any more.
-        self.subscribers.clear();
-        self.presence = Presence::default();
-        self.publish_presence();
+        self.fanout.clear();
+        self.presence.clear_local();
+        self.presence.publish(self.bus.as_ref(), 0);
         on_idle();
         rx.close();
         while let Some(command) = rx.recv().await {
@@ -173,21 +134,37 @@ impl Channel {
         }
     }
 
-    async fn load(&mut self) {
-        let limit = self.config.history_page.max(1) as u32;
-        match self
-            .store
-            .primary()
-            .list_comments(&self.video, CommentPage::Latest, limit)
-            .await
-        {
-            Ok(comments) => {
-                self.last_seq = comments.last().map_or(0, |c| c.seq);
-                self.window = comments.into();
-                self.loaded = true;
-            }
-            Err(e) => {
-                tracing::warn!(video = %self.video, error = ?e, "channel could not load history")
+    /// Handles the mailbox until the last subscriber leaves.
+    async fn serve(&mut self, rx: &mut mpsc::Receiver<Command>) {
+        if self.sequence.is_loaded() {
+            // After a restart: what was committed since the last seq sent.
+            self.catch_up().await;
+        }
+        let mut tick = tokio::time::interval(self.config.viewer_count_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let period = self.config.repair_interval;
+        let mut repair = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        repair.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = rx.recv() => {
+                    let Some(command) = command else { return };
+                    self.handle(command).await;
+                    if self.fanout.is_empty() {
+                        return;
+                    }
+                }
+                _ = tick.tick() => {
+                    for diff in self.presence.expire() {
+                        self.broadcast(events::PRESENCE_DIFF, &diff);
+                    }
+                    self.presence.publish_if_due(self.bus.as_ref(), self.fanout.len());
+                    self.broadcast_count_if_changed();
+                    if self.sequence.has_pending() {
+                        self.catch_up().await;
+                    }
+                }
+                _ = repair.tick() => self.catch_up().await,
             }
         }
     }
@@ -208,18 +185,24 @@ impl Channel {
                 let span = tracing::info_span!(
                     "channel.deliver",
                     otel.kind = "consumer",
-                    viewers = self.subscribers.len()
+                    viewers = self.fanout.len()
                 );
                 banter_bus::trace::continue_from(&span, event.trace.as_deref());
                 self.on_event(event).instrument(span).await
             }
-            Command::Presence(snapshot) => self.on_remote_presence(snapshot),
-            Command::CatchUp => self.catch_up().await,
-            Command::Recheck => {
-                for subscriber in self.subscribers.values() {
-                    subscriber.outq.recheck_video(self.video.clone());
+            Command::Presence(snapshot) => {
+                if let Some(diff) = self.presence.on_remote(snapshot) {
+                    self.broadcast(events::PRESENCE_DIFF, &diff);
                 }
             }
+            Command::CatchUp => self.catch_up().await,
+            Command::Recheck => {
+                for outq in self.fanout.outqs() {
+                    outq.recheck_video(self.video.clone());
+                }
+            }
+            #[cfg(test)]
+            Command::Panic => panic!("a bug in the channel"),
         }
     }
 
@@ -229,51 +212,37 @@ impl Channel {
         subscriber: Subscriber,
         since_seq: Option<i64>,
     ) -> Result<JoinOk, JoinError> {
-        if !self.loaded {
-            self.load().await;
-            if !self.loaded {
+        if !self.sequence.is_loaded() {
+            self.sequence.load().await;
+            if !self.sequence.is_loaded() {
                 return Err(JoinError::Refused(Refusal::new(
                     banter_protocol::reasons::UNAVAILABLE,
                     "comments are unavailable right now; retrying",
                 )));
             }
         }
-        if self
-            .last_join_catch_up
-            .is_none_or(|t| t.elapsed() >= JOIN_CATCH_UP_EVERY)
-        {
-            self.last_join_catch_up = Some(Instant::now());
-            self.catch_up().await;
-        }
-        let (comments, recovered) = self.history(since_seq).await;
+        let caught_up = self.sequence.catch_up_for_join().await;
+        self.deliver(caught_up);
+        let (comments, recovered) = self.sequence.history(since_seq).await;
         // Replace an earlier join of the same session (duplicate join).
         self.leave(sid);
         let member = subscriber.member.clone();
         let phx_ref = subscriber.phx_ref.clone();
-        self.subscribers.insert(sid, subscriber);
+        self.fanout.insert(sid, subscriber);
         metrics::gauge!(m::VIEWERS).increment(1.0);
-        self.presence_dirty = true;
-        if let Some((user_id, username)) = member {
-            let meta = Meta {
-                phx_ref,
-                username,
-                online_at: time::OffsetDateTime::now_utc().unix_timestamp(),
-            };
-            let diff = self.presence.join(&user_id, meta);
-            if self.presence_lists_enabled() {
-                self.broadcast(events::PRESENCE_DIFF, &diff);
-            }
+        if let Some(diff) = self.presence.join(member, phx_ref) {
+            self.broadcast(events::PRESENCE_DIFF, &diff);
         }
         let mut response = json!({
             "comments": comments.iter().map(payloads::comment).collect::<Vec<_>>(),
-            "last_seq": self.last_seq,
+            "last_seq": self.sequence.last_seq(),
             "viewers": self.total_viewers(),
         });
         if let Some(recovered) = recovered {
             response["recovered"] = json!(recovered);
         }
-        let presence_state = if self.presence_lists_enabled() {
-            self.merged_state()
+        let presence_state = if self.presence.lists_enabled() {
+            self.presence.merged_state()
         } else {
             json!({})
         };
@@ -283,85 +252,15 @@ impl Channel {
         })
     }
 
-    /// The join's history: the latest page, or everything after `since_seq` (with whether the
-    /// recovery was complete).
-    async fn history(&self, since_seq: Option<i64>) -> (Vec<Comment>, Option<bool>) {
-        let Some(since) = since_seq else {
-            return (self.latest_page().await, None);
-        };
-        if since >= self.last_seq {
-            return (Vec::new(), Some(true));
-        }
-        let missing = (self.last_seq - since.max(0)) as usize;
-        if missing > self.config.max_recovery {
-            return (self.latest_page().await, Some(false));
-        }
-        if self.window.front().is_some_and(|c| c.seq <= since + 1) {
-            let from_window = self
-                .window
-                .iter()
-                .filter(|c| c.seq > since)
-                .cloned()
-                .collect();
-            return (from_window, Some(true));
-        }
-        match self
-            .store
-            .primary()
-            .list_comments(
-                &self.video,
-                CommentPage::After(since.max(0)),
-                missing as u32,
-            )
-            .await
-        {
-            Ok(mut comments) => {
-                comments.retain(|c| c.seq <= self.last_seq);
-                (comments, Some(true))
-            }
-            Err(e) => {
-                tracing::warn!(video = %self.video, error = ?e, "recovery read failed");
-                (self.latest_page().await, Some(false))
-            }
-        }
-    }
-
-    async fn latest_page(&self) -> Vec<Comment> {
-        let page = self.config.history_page;
-        let window_has_page =
-            self.window.len() >= page || self.window.front().is_none_or(|c| c.seq == 1);
-        if window_has_page {
-            return self
-                .window
-                .iter()
-                .skip(self.window.len().saturating_sub(page))
-                .cloned()
-                .collect();
-        }
-        match self
-            .store
-            .primary()
-            .list_comments(
-                &self.video,
-                CommentPage::Before(self.last_seq + 1),
-                page as u32,
-            )
-            .await
-        {
-            Ok(comments) => comments,
-            Err(_) => self.window.iter().cloned().collect(),
-        }
-    }
-
     fn leave(&mut self, sid: u64) {
-        let Some(subscriber) = self.subscribers.remove(&sid) else {
+        let Some(subscriber) = self.fanout.remove(sid) else {
             return;
         };
         metrics::gauge!(m::VIEWERS).decrement(1.0);
         metrics::counter!(m::LEAVES).increment(1);
-        if let Some((user_id, _)) = subscriber.member
-            && let Some(diff) = self.presence.leave(&user_id, &subscriber.phx_ref)
-            && self.presence_lists_enabled()
+        if let Some(diff) = self
+            .presence
+            .leave(subscriber.member.as_ref(), &subscriber.phx_ref)
         {
             self.broadcast(events::PRESENCE_DIFF, &diff);
         }
@@ -371,24 +270,12 @@ impl Channel {
         let comment = event.comment;
         match event.kind {
             ChangeKind::Created => {
-                if comment.seq <= self.last_seq {
-                    return;
-                }
-                if comment.seq == self.last_seq + 1 {
-                    self.deliver(comment);
-                    self.deliver_pending();
-                } else {
-                    self.pending.insert(comment.seq, comment);
-                    self.catch_up().await;
-                }
+                let ready = self.sequence.created(comment).await;
+                self.deliver(ready);
             }
             ChangeKind::Updated | ChangeKind::Deleted => {
-                if comment.seq > self.last_seq {
-                    self.catch_up().await;
-                }
-                if let Some(slot) = self.window.iter_mut().find(|c| c.seq == comment.seq) {
-                    *slot = comment.clone();
-                }
+                let caught_up = self.sequence.changed(&comment).await;
+                self.deliver(caught_up);
                 let name = if event.kind == ChangeKind::Updated {
                     events::COMMENT_UPDATED
                 } else {
@@ -399,195 +286,22 @@ impl Channel {
         }
     }
 
-    /// Delivers everything committed after `last_seq`, read from the primary.
+    /// Delivers everything committed after the delivered `seq`, read from the primary.
     async fn catch_up(&mut self) {
-        loop {
-            let page = self
-                .store
-                .primary()
-                .list_comments(&self.video, CommentPage::After(self.last_seq), FILL_BATCH)
-                .await;
-            match page {
-                Ok(comments) => {
-                    let full = comments.len() == FILL_BATCH as usize;
-                    for comment in comments {
-                        if comment.seq == self.last_seq + 1 {
-                            self.pending.remove(&comment.seq);
-                            self.deliver(comment);
-                        }
-                    }
-                    if !full {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(video = %self.video, error = ?e, "gap fill failed; will retry");
-                    break;
-                }
-            }
-        }
-        self.deliver_pending();
+        let caught_up = self.sequence.catch_up().await;
+        self.deliver(caught_up);
     }
 
-    fn deliver_pending(&mut self) {
-        while let Some(entry) = self.pending.first_entry() {
-            let seq = *entry.key();
-            if seq <= self.last_seq {
-                entry.remove();
-            } else if seq == self.last_seq + 1 {
-                let comment = entry.remove();
-                self.deliver(comment);
-            } else {
-                break;
-            }
+    /// Broadcasts creations the sequence released, in order.
+    fn deliver(&mut self, comments: Vec<Comment>) {
+        for comment in comments {
+            self.broadcast(events::COMMENT_CREATED, &payloads::comment(&comment));
+            self.delivered_seq = comment.seq;
         }
-    }
-
-    fn deliver(&mut self, comment: Comment) {
-        self.last_seq = comment.seq;
-        self.broadcast(events::COMMENT_CREATED, &payloads::comment(&comment));
-        self.window.push_back(comment);
-        while self.window.len() > self.config.recovery_window.max(self.config.history_page) {
-            self.window.pop_front();
-        }
-    }
-
-    fn presence_lists_enabled(&self) -> bool {
-        let remote: usize = self.remote.values().map(|r| r.members.len()).sum();
-        self.presence.len() + remote <= self.config.presence_member_limit
     }
 
     fn total_viewers(&self) -> usize {
-        self.subscribers.len() + self.remote.values().map(|r| r.viewers).sum::<usize>()
-    }
-
-    /// This node's members and every other node's, as one `presence_state`.
-    fn merged_state(&self) -> Value {
-        let mut merged: BTreeMap<&str, Vec<Meta>> = BTreeMap::new();
-        for (key, metas) in self.presence.members() {
-            merged.entry(key).or_default().extend_from_slice(metas);
-        }
-        for remote in self.remote.values() {
-            for (key, metas) in &remote.members {
-                merged
-                    .entry(key.as_str())
-                    .or_default()
-                    .extend_from_slice(metas);
-            }
-        }
-        payloads::presence_entries(merged.iter().map(|(k, v)| (*k, v.as_slice())))
-    }
-
-    fn snapshot(&self) -> PresenceSnapshot {
-        PresenceSnapshot {
-            node: String::new(),
-            video: self.video.clone(),
-            viewers: self.subscribers.len(),
-            members: self
-                .presence
-                .members()
-                .map(|(k, v)| (k.to_owned(), v.to_vec()))
-                .collect(),
-        }
-    }
-
-    fn publish_presence(&mut self) {
-        self.bus.publish_presence(self.snapshot());
-        self.presence_dirty = false;
-        self.last_presence_publish = Some(Instant::now());
-    }
-
-    fn publish_presence_if_due(&mut self) {
-        let heartbeat_due = self
-            .last_presence_publish
-            .is_none_or(|t| t.elapsed() >= self.config.presence_heartbeat);
-        if self.presence_dirty || heartbeat_due {
-            self.publish_presence();
-        }
-    }
-
-    /// Merges another node's snapshot and tells local viewers which of its members came and went.
-    fn on_remote_presence(&mut self, snapshot: PresenceSnapshot) {
-        let gone = snapshot.viewers == 0 && snapshot.members.is_empty();
-        let old = if gone {
-            self.remote.remove(&snapshot.node)
-        } else {
-            self.remote.insert(
-                snapshot.node.clone(),
-                Remote {
-                    seen: Instant::now(),
-                    viewers: snapshot.viewers,
-                    members: snapshot.members.clone(),
-                },
-            )
-        };
-        // A node we had not heard from (new, or restarted) learns our state at the next tick
-        // rather than at our next heartbeat.
-        if old.is_none() && !gone {
-            self.presence_dirty = true;
-        }
-        let old_members = old.map(|r| r.members).unwrap_or_default();
-        let new_members = if gone { Vec::new() } else { snapshot.members };
-        self.broadcast_member_changes(&old_members, &new_members);
-    }
-
-    /// Drops nodes that stopped heart-beating (crashed or cut off): their viewers leave.
-    fn expire_remote_nodes(&mut self) {
-        let timeout = self.config.node_timeout;
-        let dead: Vec<String> = self
-            .remote
-            .iter()
-            .filter(|(_, r)| r.seen.elapsed() >= timeout)
-            .map(|(node, _)| node.clone())
-            .collect();
-        for node in dead {
-            if let Some(remote) = self.remote.remove(&node) {
-                tracing::info!(video = %self.video, node, "node stopped heart-beating; dropping its viewers");
-                self.broadcast_member_changes(&remote.members, &[]);
-            }
-        }
-    }
-
-    fn broadcast_member_changes(
-        &mut self,
-        old: &[(String, Vec<Meta>)],
-        new: &[(String, Vec<Meta>)],
-    ) {
-        let refs = |members: &[(String, Vec<Meta>)]| -> std::collections::HashSet<String> {
-            members
-                .iter()
-                .flat_map(|(_, metas)| metas.iter().map(|m| m.phx_ref.clone()))
-                .collect()
-        };
-        let (old_refs, new_refs) = (refs(old), refs(new));
-        let pick = |members: &[(String, Vec<Meta>)],
-                    exclude: &std::collections::HashSet<String>|
-         -> Vec<(String, Vec<Meta>)> {
-            members
-                .iter()
-                .map(|(k, metas)| {
-                    (
-                        k.clone(),
-                        metas
-                            .iter()
-                            .filter(|m| !exclude.contains(&m.phx_ref))
-                            .cloned()
-                            .collect::<Vec<_>>(),
-                    )
-                })
-                .filter(|(_, metas)| !metas.is_empty())
-                .collect()
-        };
-        let joins = pick(new, &old_refs);
-        let leaves = pick(old, &new_refs);
-        if (joins.is_empty() && leaves.is_empty()) || !self.presence_lists_enabled() {
-            return;
-        }
-        let entries = |list: &[(String, Vec<Meta>)]| {
-            payloads::presence_entries(list.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-        };
-        let diff = payloads::presence_diff(entries(&joins), entries(&leaves));
-        self.broadcast(events::PRESENCE_DIFF, &diff);
+        self.fanout.len() + self.presence.remote_viewers()
     }
 
     fn broadcast_count_if_changed(&mut self) {
@@ -598,29 +312,20 @@ impl Channel {
         }
     }
 
-    /// Encodes once and offers the shared frame to every subscriber; slow consumers are
-    /// dropped from the topic (their connection is being closed).
+    /// Sends to every subscriber; slow consumers leave the topic (their sockets are closing).
     fn broadcast(&mut self, event: &'static str, payload: &Value) {
-        let started = std::time::Instant::now();
-        let frame = SharedFrame::new(&self.topic, event, payload.to_string());
-        let slow: Vec<u64> = self
-            .subscribers
-            .iter()
-            .filter(|(_, s)| !s.outq.offer(frame.bytes(s.vsn)))
-            .map(|(sid, _)| *sid)
-            .collect();
-        for sid in slow {
+        for sid in self.fanout.broadcast(event, payload) {
             self.leave(sid);
         }
-        let delivered = self.subscribers.len() as u64;
-        metrics::counter!(m::FANOUT_DELIVERIES).increment(delivered);
-        metrics::counter!(m::MESSAGES_OUT).increment(delivered);
-        metrics::histogram!(m::FANOUT).record(started.elapsed());
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use banter_protocol::payloads::Meta;
+
     use banter_core::{CommentBody, Email, Role, UserId, Username};
     use banter_store::{NewUser, StoreConfig};
 
@@ -682,6 +387,112 @@ mod tests {
         (value[3] == events::COMMENT_CREATED).then(|| value[4]["seq"].as_i64().unwrap())
     }
 
+    /// Commits `n` comments by `author` on `video`.
+    async fn commit(store: &Store, video: &VideoId, author: UserId, n: usize) -> Vec<Comment> {
+        let mut committed = Vec::new();
+        for i in 0..n {
+            let body = CommentBody::parse(&format!("c{i}")).unwrap();
+            committed.push(
+                store
+                    .primary()
+                    .create_comment(video, author, &body)
+                    .await
+                    .unwrap(),
+            );
+        }
+        committed
+    }
+
+    /// Joins a second anonymous subscriber (sid 2) on a channel already running.
+    async fn join_second(tx: &mpsc::Sender<Command>) -> Receiver {
+        let outq = Arc::new(Outq::new(64, 1 << 20));
+        let frames = Receiver::new(outq.clone());
+        let (reply, joined) = oneshot::channel();
+        let subscriber = Subscriber {
+            outq,
+            vsn: banter_protocol::Vsn::V2,
+            member: None,
+            phx_ref: "r2".into(),
+        };
+        tx.send(Command::Join {
+            sid: 2,
+            subscriber,
+            since_seq: None,
+            reply,
+        })
+        .await
+        .unwrap();
+        assert!(joined.await.unwrap().is_ok(), "second join");
+        frames
+    }
+
+    #[tokio::test]
+    async fn a_panicking_channel_restarts_and_its_viewers_lose_and_repeat_nothing() {
+        let (store, author, _dir) = store().await;
+        let video = VideoId::parse("v").unwrap();
+        let (tx, rx) = mpsc::channel(64);
+        let channel = Channel::new(
+            video.clone(),
+            store.clone(),
+            Arc::new(RealtimeConfig::default()),
+            Arc::new(banter_bus::MemoryBus::new()),
+        );
+        let task = tokio::spawn(channel.run(rx, || {}));
+        let mut viewers = [join_anonymous(&tx).await, join_second(&tx).await];
+        let committed = commit(&store, &video, author, 6).await;
+        let event =
+            |i: usize| Command::Event(BusEvent::new(ChangeKind::Created, committed[i].clone()));
+        // 1 and 2 delivered; the channel panics; 3's event was in the mailbox behind the panic
+        // and 4's is lost outright; 5 and 6 arrive after the restart.
+        for command in [
+            event(0),
+            event(1),
+            Command::Panic,
+            event(2),
+            event(4),
+            event(5),
+        ] {
+            tx.send(command).await.unwrap();
+        }
+        for frames in &mut viewers {
+            let mut seen = Vec::new();
+            while seen.len() < 6 {
+                let frame = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+                    .await
+                    .expect("every comment arrives after the restart")
+                    .unwrap();
+                seen.extend(seq_of(frame));
+            }
+            assert_eq!(seen, vec![1, 2, 3, 4, 5, 6]);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for frames in &mut viewers {
+            while let Some(frame) = frames.try_recv() {
+                assert_eq!(seq_of(frame), None, "no comment delivered twice");
+            }
+        }
+        // Still serving: a later comment reaches both, and the last leave ends the task.
+        let body = CommentBody::parse("after").unwrap();
+        let late = store
+            .primary()
+            .create_comment(&video, author, &body)
+            .await
+            .unwrap();
+        tx.send(Command::Event(BusEvent::new(ChangeKind::Created, late)))
+            .await
+            .unwrap();
+        for frames in &mut viewers {
+            let frame = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(seq_of(frame), Some(7));
+        }
+        tx.send(Command::Leave { sid: 1 }).await.unwrap();
+        tx.send(Command::Leave { sid: 2 }).await.unwrap();
+        task.await.unwrap();
+    }
+
     #[tokio::test]
     async fn lost_reordered_and_duplicated_bus_events_reach_viewers_in_seq_order_once() {
         let (store, author, _dir) = store().await;
@@ -696,17 +507,7 @@ mod tests {
         let task = tokio::spawn(channel.run(rx, || {}));
         let mut frames = join_anonymous(&tx).await;
 
-        let mut committed = Vec::new();
-        for i in 0..6 {
-            let body = CommentBody::parse(&format!("c{i}")).unwrap();
-            committed.push(
-                store
-                    .primary()
-                    .create_comment(&video, author, &body)
-                    .await
-                    .unwrap(),
-            );
-        }
+        let committed = commit(&store, &video, author, 6).await;
         let event =
             |i: usize| Command::Event(BusEvent::new(ChangeKind::Created, committed[i].clone()));
         // seq 1 arrives, 2 is lost, 4 arrives before 3, 4 is duplicated, 5 is lost, 6 arrives.

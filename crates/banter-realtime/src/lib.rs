@@ -9,8 +9,10 @@
 //! - `wire.rs`: whole outbound WebSocket frames; a broadcast is encoded once and shared.
 //! - `session.rs`: one task per connection: dispatches Phoenix events, joins, posts.
 //! - `registry.rs`: the node's open sockets, and the sweep for idle sockets and expired tokens.
-//! - `channel.rs`: one task per topic: membership, history window, `seq`-ordered delivery with
-//!   gap repair from the database, presence and the viewer count.
+//! - `channel.rs`: one task per topic, handling its mailbox one message at a time; built from
+//!   `sequence.rs` (the delivered `seq`, history window, gap repair from the database),
+//!   `topic_presence.rs` (local and other nodes' presence, the viewer count) and `fanout.rs`
+//!   (the topic's subscribers and the encode-once broadcast).
 //! - `hub.rs`: the node's registry of channels, and the bus handler that feeds them.
 //! - `presence.rs`: the per-topic member list and its diffs.
 //! - `metrics.rs`: the Prometheus metric names this crate records, and their descriptions.
@@ -26,6 +28,7 @@ pub mod bench;
 mod channel;
 mod config;
 mod conn;
+mod fanout;
 mod gateway;
 mod hub;
 pub mod metrics;
@@ -34,7 +37,9 @@ mod presence;
 mod rebalance;
 mod recheck;
 mod registry;
+mod sequence;
 mod session;
+mod topic_presence;
 mod upgrade;
 mod wire;
 

@@ -25,6 +25,8 @@ pub const JOINS: &str = "banter_channel_joins_total";
 pub const LEAVES: &str = "banter_channel_leaves_total";
 /// Topics with a channel on this node (gauge).
 pub const CHANNELS: &str = "banter_channels";
+/// Channels restarted after a panic (counter).
+pub const CHANNEL_RESTARTS: &str = "banter_channel_restarts_total";
 /// Viewers (joined sockets) on this node, summed over topics (gauge).
 pub const VIEWERS: &str = "banter_viewers";
 /// Time to offer one broadcast to every local subscriber of a topic (histogram, seconds).
@@ -47,6 +49,7 @@ pub fn describe() {
         MESSAGES_OUT,
         LEAVES,
         FANOUT_DELIVERIES,
+        CHANNEL_RESTARTS,
         crate::rebalance::REBALANCED,
     ] {
         metrics::counter!(name).increment(0);
@@ -95,6 +98,10 @@ pub fn describe() {
         "Frames sent to clients (queued for writing; broadcasts counted once per subscriber)."
     );
     describe_counter!(JOINS, "Channel joins, by result.");
+    describe_counter!(
+        CHANNEL_RESTARTS,
+        "Channels restarted after a panic, resuming from the last seq sent."
+    );
     describe_counter!(LEAVES, "Channel leaves, including sockets that went away.");
     describe_gauge!(CHANNELS, "Topics with a channel on this node.");
     describe_gauge!(VIEWERS, "Joined viewers on this node, summed over topics.");

@@ -9,12 +9,15 @@
 //! Access holds for as long as the socket is open, not just at connect time:
 //! - every join re-authenticates a signed-in socket's token (account active, device and session
 //!   alive) before checking the video;
-//! - when access changes anywhere in the cluster ([`Rechecks`]), the socket re-authenticates
+//! - when access changes anywhere in the cluster (`Rechecks`), the socket re-authenticates
 //!   and/or re-checks the topics concerned: a topic it may no longer watch gets `phx_close`
 //!   with `{reason, message}` and stops receiving; a sign-in that ended closes the socket with
 //!   4001;
 //! - the token's expiry closes the socket with 4002 unless the client sent a fresh token on the
 //!   `phoenix` topic (`access_token`), which also re-checks every joined topic.
+//!
+//! Here: the loop, dispatch, limits and posting; `join.rs`: joining and leaving topics;
+//! `access.rs`: re-authentication, re-checks and the in-band token refresh.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,23 +26,23 @@ use std::time::{Duration, Instant};
 use banter_core::{Comment, VideoId};
 use banter_protocol::reasons::{self, close};
 use banter_protocol::{
-    Frame, Message, PHOENIX_TOPIC, Payload, Vsn, decode_binary, decode_text, encode_push,
-    encode_reply, events,
+    Frame, Message, PHOENIX_TOPIC, Payload, Vsn, decode_binary, decode_text, encode_reply, events,
 };
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::channel::{Command, JoinError, Subscriber};
 use crate::conn::{Conn, Inbound, ReadError};
 use crate::gateway::BoxFuture;
 use crate::hub::{ChannelHandle, ConnectionGuard, HubInner};
 use crate::metrics as names;
 use crate::outq::{Outq, Taken};
-use crate::recheck::Pending;
 use crate::{Refusal, Viewer};
+use join::leave_channel;
 use tracing::Instrument;
+
+mod access;
+mod join;
 
 /// Posts committing concurrently with the rest of the session's work.
 type PendingPosts = FuturesUnordered<BoxFuture<'static, (Message, Result<Comment, Refusal>)>>;
@@ -85,22 +88,6 @@ pub(crate) struct Session {
     posts: PendingPosts,
     messages_in: metrics::Counter,
     messages_out: metrics::Counter,
-}
-
-/// Why a refused re-authentication ends the socket: 4002 for an expired token, 4001 for a
-/// sign-in that ended; `None` when the check itself failed (kept open, checked again later).
-fn signed_out(refusal: &Refusal) -> Option<End> {
-    match refusal.reason.as_str() {
-        reasons::UNAVAILABLE => None,
-        "token_expired" => Some(End::Close(
-            close::TOKEN_EXPIRED,
-            "access token expired: refresh it and reconnect".into(),
-        )),
-        _ => Some(End::Close(
-            close::SIGNED_OUT,
-            format!("signed out: {}", refusal.message),
-        )),
-    }
 }
 
 /// Drives one upgraded connection until it closes. The task holds no timer: the hub's sweep
@@ -369,175 +356,6 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, m: Message) -> Option<End> {
-        let Some(raw_video) = m.topic.strip_prefix("comments:") else {
-            return self.unmatched(&m).await;
-        };
-        let Ok(video) = VideoId::parse(raw_video) else {
-            return self.refuse(&m, reasons::INVALID_VIDEO_ID, None).await;
-        };
-        if !matches!(m.payload.json(), Some(Value::Object(_))) {
-            return self
-                .refuse(
-                    &m,
-                    reasons::INVALID_PAYLOAD,
-                    Some("the join payload must be a JSON object, e.g. {} or {\"since_seq\": 12}"),
-                )
-                .await;
-        }
-        let since_seq = match m.payload.json().and_then(|p| p.get("since_seq")) {
-            None | Some(Value::Null) => None,
-            Some(v) => match v
-                .as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            {
-                Some(seq) if seq >= 0 => Some(seq),
-                _ => {
-                    return self
-                        .refuse(
-                            &m,
-                            reasons::INVALID_PAYLOAD,
-                            Some("since_seq must be a non-negative integer"),
-                        )
-                        .await;
-                }
-            },
-        };
-        let previous = self.joined.remove(&m.topic);
-        if let Some(previous) = &previous {
-            leave_channel(&previous.channel, previous.sid);
-        }
-        if self.joined.len() >= self.hub.config.max_channels_per_socket {
-            return self.refuse(&m, reasons::TOO_MANY_CHANNELS, None).await;
-        }
-        // The token's signature was checked at connect; the account, device and session may
-        // have ended since.
-        match self.reauthenticate().await {
-            Reauth::Ok => {}
-            Reauth::Ended(end) => return Some(end),
-            Reauth::Failed(refusal) => {
-                return self
-                    .refuse(&m, &refusal.reason, Some(&refusal.message))
-                    .await;
-            }
-        }
-        let user = self.viewer.as_ref().map(|v| v.user.clone());
-        if let Err(refusal) = self
-            .hub
-            .gateway
-            .check_view(user.clone(), video.clone())
-            .await
-        {
-            return self
-                .refuse(&m, &refusal.reason, Some(&refusal.message))
-                .await;
-        }
-        let sid = self.hub.next_id();
-        let result = self.join_channel(&video, sid, since_seq, user).await;
-        let (joined_ok, channel) = match result {
-            Ok(ok) => ok,
-            Err(refusal) => {
-                return self
-                    .refuse(&m, &refusal.reason, Some(&refusal.message))
-                    .await;
-            }
-        };
-        metrics::counter!(names::JOINS, "result" => "ok").increment(1);
-        let join_ref = m.join_ref.clone().or_else(|| m.msg_ref.clone());
-        if let Some(end) = self
-            .reply(&m, join_ref.as_deref(), "ok", joined_ok.response)
-            .await
-        {
-            return Some(end);
-        }
-        let state = encode_push(
-            self.vsn,
-            join_ref.as_deref(),
-            &m.topic,
-            events::PRESENCE_STATE,
-            &joined_ok.presence_state,
-        );
-        if let Some(end) = self.send(state).await {
-            return Some(end);
-        }
-        if let Some(previous) = previous {
-            let jr = previous.join_ref.as_deref();
-            let close = encode_reply_close(self.vsn, jr, &m.topic);
-            if let Some(end) = self.send(close).await {
-                return Some(end);
-            }
-        }
-        self.joined.insert(
-            m.topic.clone(),
-            Joined {
-                join_ref,
-                sid,
-                channel,
-            },
-        );
-        None
-    }
-
-    async fn join_channel(
-        &mut self,
-        video: &VideoId,
-        sid: u64,
-        since_seq: Option<i64>,
-        user: Option<banter_core::User>,
-    ) -> Result<(crate::channel::JoinOk, ChannelHandle), Refusal> {
-        for _ in 0..3 {
-            let channel = self.hub.channel(video);
-            let (tx, rx) = oneshot::channel();
-            let subscriber = Subscriber {
-                outq: self.outq.clone(),
-                vsn: self.vsn,
-                member: user
-                    .as_ref()
-                    .map(|u| (u.id.to_string(), u.username.to_string())),
-                phx_ref: uuid::Uuid::now_v7().simple().to_string(),
-            };
-            let command = Command::Join {
-                sid,
-                subscriber,
-                since_seq,
-                reply: tx,
-            };
-            match channel.tx.try_send(command) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Closed(_)) => continue,
-                Err(mpsc::error::TrySendError::Full(_)) => break,
-            }
-            match rx.await {
-                Ok(Ok(ok)) => return Ok((ok, channel)),
-                Ok(Err(JoinError::Refused(refusal))) => return Err(refusal),
-                Ok(Err(JoinError::Retry)) | Err(_) => continue,
-            }
-        }
-        Err(Refusal::new(
-            reasons::UNAVAILABLE,
-            "the channel is busy; retrying",
-        ))
-    }
-
-    async fn leave(&mut self, m: Message) -> Option<End> {
-        match self.joined.get(&m.topic) {
-            None => self.reply(&m, m.join_ref.as_deref(), "ok", json!({})).await,
-            Some(joined) if m.join_ref.is_some() && m.join_ref != joined.join_ref => None,
-            Some(_) => {
-                let joined = self.joined.remove(&m.topic).expect("present");
-                leave_channel(&joined.channel, joined.sid);
-                if let Some(end) = self
-                    .reply(&m, joined.join_ref.as_deref(), "ok", json!({}))
-                    .await
-                {
-                    return Some(end);
-                }
-                let close = encode_reply_close(self.vsn, joined.join_ref.as_deref(), &m.topic);
-                self.send(close).await
-            }
-        }
-    }
-
     async fn new_comment(&mut self, m: Message) -> Option<End> {
         let Some(viewer) = self.viewer.clone() else {
             return self
@@ -600,176 +418,9 @@ impl Session {
         }
     }
 
-    /// Works off queued re-checks: re-authenticates when the account changed (closing the
-    /// socket if its sign-in ended), then re-checks the topics concerned, closing each one the
-    /// viewer may no longer watch. A check that cannot be made (database down) keeps access as
-    /// it was; the next join, refresh or change checks again.
-    async fn recheck(&mut self, pending: Pending) -> Option<End> {
-        let mut videos: Vec<VideoId> = pending.videos.into_iter().collect();
-        if pending.account {
-            match self.reauthenticate().await {
-                Reauth::Ok => {}
-                Reauth::Ended(end) => return Some(end),
-                Reauth::Failed(refusal) => {
-                    tracing::warn!(reason = %refusal.reason, "access re-check failed; kept as it was");
-                }
-            }
-            videos = self.joined_videos();
-        }
-        for video in videos {
-            let topic = format!("comments:{video}");
-            if !self.joined.contains_key(&topic) {
-                continue;
-            }
-            let user = self.viewer.as_ref().map(|v| v.user.clone());
-            match self.hub.gateway.check_view(user, video).await {
-                Ok(()) => {}
-                Err(refusal) if refusal.reason == reasons::UNAVAILABLE => {
-                    tracing::warn!("access re-check failed; kept as it was");
-                }
-                Err(refusal) => {
-                    if let Some(end) = self.close_topic(&topic, &refusal).await {
-                        return Some(end);
-                    }
-                }
-            }
-        }
-        None
-    }
-
-    /// Checks the socket's token again (an anonymous socket has none to check) and keeps the
-    /// fresh viewer it yields, whose role may have changed.
-    async fn reauthenticate(&mut self) -> Reauth {
-        let Some(viewer) = &self.viewer else {
-            return Reauth::Ok;
-        };
-        match self.hub.gateway.authenticate(viewer.token.clone()).await {
-            Ok(fresh) => {
-                self.viewer = Some(fresh);
-                Reauth::Ok
-            }
-            Err(refusal) => match signed_out(&refusal) {
-                Some(end) => {
-                    metrics::counter!(names::ACCESS_REVOKED, "action" => "socket_closed")
-                        .increment(1);
-                    Reauth::Ended(end)
-                }
-                None => Reauth::Failed(refusal),
-            },
-        }
-    }
-
-    fn joined_videos(&self) -> Vec<VideoId> {
-        self.joined
-            .keys()
-            .filter_map(|t| t.strip_prefix("comments:"))
-            .filter_map(|v| VideoId::parse(v).ok())
-            .collect()
-    }
-
-    /// Ends this socket's subscription to `topic` from the server side: it leaves the channel
-    /// (nothing more is delivered) and the client gets `phx_close` with the reason, which the
-    /// stock client treats as final (it does not rejoin).
-    async fn close_topic(&mut self, topic: &str, refusal: &Refusal) -> Option<End> {
-        let joined = self.joined.remove(topic)?;
-        leave_channel(&joined.channel, joined.sid);
-        metrics::counter!(names::ACCESS_REVOKED, "action" => "topic_closed").increment(1);
-        let jr = joined.join_ref.as_deref();
-        let payload = json!({"reason": refusal.reason, "message": refusal.message});
-        let frame = encode_close(self.vsn, jr, topic, &payload);
-        self.send(frame).await
-    }
-
-    /// `access_token` on the `phoenix` topic: swaps in a fresh token of the same account, so
-    /// the socket outlives the old token's expiry, and re-checks every joined topic with it.
-    async fn refresh_token(&mut self, m: Message) -> Option<End> {
-        let token = match &m.payload {
-            Payload::Json(Value::Object(map)) => map.get("token").and_then(Value::as_str),
-            _ => None,
-        };
-        let Some(token) = token.map(str::to_owned) else {
-            return self
-                .refuse(
-                    &m,
-                    reasons::INVALID_PAYLOAD,
-                    Some("expected {\"token\": \"…\"}"),
-                )
-                .await;
-        };
-        let Some(current) = self.viewer.as_ref().map(|v| v.user.id) else {
-            return self
-                .refuse(
-                    &m,
-                    reasons::WRONG_ACCOUNT,
-                    Some("this socket is anonymous: reconnect with the token to sign in"),
-                )
-                .await;
-        };
-        let fresh = match self.hub.gateway.authenticate(token).await {
-            Ok(fresh) => fresh,
-            Err(refusal) => {
-                return self
-                    .refuse(&m, &refusal.reason, Some(&refusal.message))
-                    .await;
-            }
-        };
-        if fresh.user.id != current {
-            return self
-                .refuse(
-                    &m,
-                    reasons::WRONG_ACCOUNT,
-                    Some("the token is for another account: reconnect to switch accounts"),
-                )
-                .await;
-        }
-        let expires_at = fresh.expires_at;
-        self.outq.set_expiry(expires_at);
-        self.viewer = Some(fresh);
-        if let Some(end) = self
-            .reply(&m, None, "ok", json!({ "expires_at": expires_at }))
-            .await
-        {
-            return Some(end);
-        }
-        let videos = self.joined_videos().into_iter().collect();
-        self.recheck(Pending {
-            account: false,
-            videos,
-        })
-        .await
-    }
-
     fn leave_all(&mut self) {
         for (_, joined) in self.joined.drain() {
             leave_channel(&joined.channel, joined.sid);
         }
-    }
-}
-
-/// `phx_close` for a channel instance: `[jr, jr, topic, "phx_close", {}]`.
-fn encode_reply_close(vsn: Vsn, join_ref: Option<&str>, topic: &str) -> Frame {
-    encode_close(vsn, join_ref, topic, &json!({}))
-}
-
-/// `phx_close` for a channel instance with a payload: `[jr, jr, topic, "phx_close", payload]`.
-fn encode_close(vsn: Vsn, join_ref: Option<&str>, topic: &str, payload: &Value) -> Frame {
-    match vsn {
-        Vsn::V2 => {
-            let jr = join_ref.map_or(Value::Null, |r| Value::String(r.to_owned()));
-            Frame::Text(json!([jr, jr, topic, events::CLOSE, payload]).to_string())
-        }
-        Vsn::V1 => encode_push(vsn, join_ref, topic, events::CLOSE, payload),
-    }
-}
-
-/// Leaving must not be lost: if the mailbox is full, wait for room on a separate task.
-fn leave_channel(channel: &ChannelHandle, sid: u64) {
-    if let Err(mpsc::error::TrySendError::Full(command)) =
-        channel.tx.try_send(Command::Leave { sid })
-    {
-        let tx = channel.tx.clone();
-        tokio::spawn(async move {
-            let _ = tx.send(command).await;
-        });
     }
 }
