@@ -353,12 +353,12 @@ mod tests {
         (store, user.id, dir)
     }
 
-    /// Joins one anonymous subscriber (sid 1) and returns its outbox.
+    /// Joins one anonymous subscriber (sid 1) and returns its frames.
     async fn join_anonymous(tx: &mpsc::Sender<Command>) -> Receiver {
         join_since(tx, None).await.0
     }
 
-    /// Joins one anonymous subscriber (sid 1); returns its outbox and the join's result.
+    /// Joins one anonymous subscriber (sid 1); returns its frames and the join's result.
     async fn join_since(tx: &mpsc::Sender<Command>, since_seq: Option<i64>) -> (Receiver, JoinOk) {
         let outq = Arc::new(Outq::new(64, 1 << 20));
         let frames = Receiver::new(outq.clone());

@@ -12,7 +12,7 @@ pub const CONNECTIONS: &str = "banter_ws_connections";
 pub const REFUSED: &str = "banter_ws_refused_total";
 /// Sockets closed by the server, by close `code` (counter).
 pub const CLOSES: &str = "banter_ws_closes_total";
-/// Sockets closed because their outbox was full (counter).
+/// Sockets closed because their outbound queue went over its budget (counter).
 pub const SLOW_CONSUMERS: &str = "banter_ws_slow_consumer_disconnects_total";
 /// Frames received from clients (counter).
 pub const MESSAGES_IN: &str = "banter_ws_messages_in_total";
