@@ -31,10 +31,8 @@ fn main() {
     let comments = env("FANOUT_COMMENTS", 50);
     let rounds = env("FANOUT_ROUNDS", 5);
     let socket_subscribers = env("FANOUT_SOCKETS", 5_000);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // The channel is an actix actor: one actix System (a current-thread runtime) is the core.
+    let runtime = actix_rt::System::new();
     let clients = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

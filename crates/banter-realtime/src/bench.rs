@@ -1,5 +1,6 @@
-//! Benchmark support, not API: drives a real channel with in-process subscribers so
-//! `benches/fanout.rs` measures the code that runs in production.
+//! Benchmark support, not API: drives a real channel actor with in-process subscribers (or
+//! loopback sockets) so `benches/fanout.rs` measures the code that runs in production. Call it
+//! inside an actix `System`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,10 +9,11 @@ use banter_bus::{BusEvent, ChangeKind};
 use banter_core::{Comment, CommentBody, UserId, VideoId};
 use banter_protocol::{Vsn, encode_broadcast, events, payloads};
 use banter_store::Store;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::RealtimeConfig;
 use crate::channel::{Channel, Command, Subscriber};
+use crate::channel_actor::ChannelActor;
 use crate::conn::Conn;
 use crate::outq::{Outq, Receiver, Taken};
 
@@ -48,16 +50,17 @@ pub async fn fanout(
         // No viewer_count broadcasts during the run.
         viewer_count_interval: Duration::from_secs(3600),
         repair_interval: Duration::from_secs(3600),
+        channel_mailbox: subscribers + count + 16,
         ..Default::default()
     };
-    let (tx, rx) = mpsc::channel(subscribers + count + 16);
+
     let channel = Channel::new(
         video.clone(),
         store.clone(),
         Arc::new(config),
         Arc::new(banter_bus::MemoryBus::new()),
     );
-    tokio::spawn(channel.run(rx, || {}));
+    let tx = ChannelActor::start(channel, || {});
     let mut receivers = Vec::with_capacity(subscribers);
     let mut sockets = Vec::new();
     let mut pumped = Vec::new();

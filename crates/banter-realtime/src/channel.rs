@@ -1,15 +1,14 @@
-//! The channel of one topic on this node: a task owning the topic's subscribers (`Fanout`),
-//! its order (`Sequence`) and its presence (`TopicPresence`), fed by a bounded mailbox.
+//! The channel of one topic on this node: the state and the handling of each message, owning
+//! the topic's subscribers (`Fanout`), its order (`Sequence`) and its presence
+//! (`TopicPresence`). It runs inside an actix actor (`channel_actor.rs`: mailbox, timers,
+//! supervision), which hands it one message at a time.
 //!
 //! Messages are handled one at a time, reads included: a join's history is cut at the delivered
 //! `seq` while no other message is processed, so what a joiner gets in its reply and what it
 //! gets live afterwards meet exactly: no gap, no overlap.
 //!
-//! Mailbox: bounded (`RealtimeConfig::channel_mailbox`). Joins that find it full are refused
-//! with `unavailable`; bus events that find it full are dropped and repaired as gaps.
-//!
-//! Kept out: ordering and repair (`sequence.rs`), presence bookkeeping (`topic_presence.rs`),
-//! encoding and offering frames (`fanout.rs`).
+//! Kept out: the actor (`channel_actor.rs`), ordering and repair (`sequence.rs`), presence
+//! bookkeeping (`topic_presence.rs`), encoding and offering frames (`fanout.rs`).
 
 use std::sync::Arc;
 
@@ -19,7 +18,7 @@ use banter_protocol::events;
 use banter_protocol::payloads;
 use banter_store::Store;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::fanout::Fanout;
 pub(crate) use crate::fanout::Subscriber;
@@ -35,8 +34,6 @@ pub(crate) struct JoinOk {
 }
 
 pub(crate) enum JoinError {
-    /// The channel is shutting down; join the topic's new channel instead.
-    Retry,
     Refused(Refusal),
 }
 
@@ -93,83 +90,51 @@ impl Channel {
         }
     }
 
-    /// Runs until the last subscriber leaves; then `on_idle` unregisters the channel and the
-    /// remaining mailbox is drained (joins told to retry on the new channel).
-    ///
-    /// Supervised: a panic while handling a message is caught, the topic's order restarts from
-    /// the last `seq` its subscribers were sent (re-reading the tail from the primary, so what
-    /// was committed meanwhile is delivered once), and the subscribers, presence and mailbox
-    /// are kept. The message being handled is lost (a join's socket retries; a bus event is
-    /// repaired by the tail read).
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>, on_idle: impl FnOnce()) {
-        use futures_util::FutureExt;
+    pub fn config(&self) -> &RealtimeConfig {
+        &self.config
+    }
+
+    /// Reads the topic's tail before the first message is handled.
+    pub async fn start(&mut self) {
         self.sequence.load().await;
         self.delivered_seq = self.sequence.last_seq();
-        loop {
-            match std::panic::AssertUnwindSafe(self.serve(&mut rx))
-                .catch_unwind()
-                .await
-            {
-                Ok(()) => break,
-                Err(_) => {
-                    metrics::counter!(m::CHANNEL_RESTARTS).increment(1);
-                    tracing::error!(video = %self.video, seq = self.delivered_seq, "channel panicked; restarting from the last seq sent");
-                    self.sequence.resume_after(self.delivered_seq);
-                    if self.fanout.is_empty() {
-                        break;
-                    }
-                }
-            }
+    }
+
+    /// Whether the last subscriber left (the actor then stops).
+    pub fn is_idle(&self) -> bool {
+        self.fanout.is_empty()
+    }
+
+    /// The periodic work: other nodes' expiry, this node's presence heartbeat, the viewer
+    /// count, and a retry of a gap that could not be filled.
+    pub async fn tick(&mut self) {
+        for diff in self.presence.expire() {
+            self.broadcast(events::PRESENCE_DIFF, &diff);
         }
-        // Tell the other nodes this one has no viewers here any more.
+        self.presence
+            .publish_if_due(self.bus.as_ref(), self.fanout.len());
+        self.broadcast_count_if_changed();
+        if self.sequence.has_pending() {
+            self.catch_up().await;
+        }
+    }
+
+    /// After a panic: the order resumes from the last `seq` sent to the subscribers (the next
+    /// catch-up re-reads the tail); subscribers and presence are kept.
+    pub fn restart(&mut self) {
+        metrics::counter!(m::CHANNEL_RESTARTS).increment(1);
+        tracing::error!(video = %self.video, seq = self.delivered_seq, "channel panicked; restarting from the last seq sent");
+        self.sequence.resume_after(self.delivered_seq);
+    }
+
+    /// The node leaves the topic: the other nodes are told it has no viewers here any more.
+    pub fn leave_topic(&mut self) {
         self.fanout.clear();
         self.presence.clear_local();
         self.presence.publish(self.bus.as_ref(), 0);
-        on_idle();
-        rx.close();
-        while let Some(command) = rx.recv().await {
-            if let Command::Join { reply, .. } = command {
-                let _ = reply.send(Err(JoinError::Retry));
-            }
-        }
     }
 
-    /// Handles the mailbox until the last subscriber leaves.
-    async fn serve(&mut self, rx: &mut mpsc::Receiver<Command>) {
-        if self.sequence.is_loaded() {
-            // After a restart: what was committed since the last seq sent.
-            self.catch_up().await;
-        }
-        let mut tick = tokio::time::interval(self.config.viewer_count_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let period = self.config.repair_interval;
-        let mut repair = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        repair.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                command = rx.recv() => {
-                    let Some(command) = command else { return };
-                    self.handle(command).await;
-                    if self.fanout.is_empty() {
-                        return;
-                    }
-                }
-                _ = tick.tick() => {
-                    for diff in self.presence.expire() {
-                        self.broadcast(events::PRESENCE_DIFF, &diff);
-                    }
-                    self.presence.publish_if_due(self.bus.as_ref(), self.fanout.len());
-                    self.broadcast_count_if_changed();
-                    if self.sequence.has_pending() {
-                        self.catch_up().await;
-                    }
-                }
-                _ = repair.tick() => self.catch_up().await,
-            }
-        }
-    }
-
-    async fn handle(&mut self, command: Command) {
+    pub async fn handle(&mut self, command: Command) {
         match command {
             Command::Join {
                 sid,
@@ -287,7 +252,7 @@ impl Channel {
     }
 
     /// Delivers everything committed after the delivered `seq`, read from the primary.
-    async fn catch_up(&mut self) {
+    pub async fn catch_up(&mut self) {
         let caught_up = self.sequence.catch_up().await;
         self.deliver(caught_up);
     }
@@ -330,6 +295,7 @@ mod tests {
     use banter_store::{NewUser, StoreConfig};
 
     use super::*;
+    use crate::channel_actor::ChannelActor;
     use crate::outq::{Outq, Receiver};
 
     async fn store() -> (Store, UserId, tempfile::TempDir) {
@@ -354,12 +320,15 @@ mod tests {
     }
 
     /// Joins one anonymous subscriber (sid 1) and returns its frames.
-    async fn join_anonymous(tx: &mpsc::Sender<Command>) -> Receiver {
+    async fn join_anonymous(tx: &actix::Addr<ChannelActor>) -> Receiver {
         join_since(tx, None).await.0
     }
 
     /// Joins one anonymous subscriber (sid 1); returns its frames and the join's result.
-    async fn join_since(tx: &mpsc::Sender<Command>, since_seq: Option<i64>) -> (Receiver, JoinOk) {
+    async fn join_since(
+        tx: &actix::Addr<ChannelActor>,
+        since_seq: Option<i64>,
+    ) -> (Receiver, JoinOk) {
         let outq = Arc::new(Outq::new(64, 1 << 20));
         let frames = Receiver::new(outq.clone());
         let (reply_tx, reply_rx) = oneshot::channel();
@@ -404,7 +373,7 @@ mod tests {
     }
 
     /// Joins a second anonymous subscriber (sid 2) on a channel already running.
-    async fn join_second(tx: &mpsc::Sender<Command>) -> Receiver {
+    async fn join_second(tx: &actix::Addr<ChannelActor>) -> Receiver {
         let outq = Arc::new(Outq::new(64, 1 << 20));
         let frames = Receiver::new(outq.clone());
         let (reply, joined) = oneshot::channel();
@@ -426,18 +395,20 @@ mod tests {
         frames
     }
 
-    #[tokio::test]
+    #[actix_rt::test]
     async fn a_panicking_channel_restarts_and_its_viewers_lose_and_repeat_nothing() {
         let (store, author, _dir) = store().await;
         let video = VideoId::parse("v").unwrap();
-        let (tx, rx) = mpsc::channel(64);
+        let (done_tx, done) = oneshot::channel();
         let channel = Channel::new(
             video.clone(),
             store.clone(),
             Arc::new(RealtimeConfig::default()),
             Arc::new(banter_bus::MemoryBus::new()),
         );
-        let task = tokio::spawn(channel.run(rx, || {}));
+        let tx = ChannelActor::start(channel, move || {
+            let _ = done_tx.send(());
+        });
         let mut viewers = [join_anonymous(&tx).await, join_second(&tx).await];
         let committed = commit(&store, &video, author, 6).await;
         let event =
@@ -490,21 +461,23 @@ mod tests {
         }
         tx.send(Command::Leave { sid: 1 }).await.unwrap();
         tx.send(Command::Leave { sid: 2 }).await.unwrap();
-        task.await.unwrap();
+        done.await.unwrap();
     }
 
-    #[tokio::test]
+    #[actix_rt::test]
     async fn lost_reordered_and_duplicated_bus_events_reach_viewers_in_seq_order_once() {
         let (store, author, _dir) = store().await;
         let video = VideoId::parse("v").unwrap();
-        let (tx, rx) = mpsc::channel(64);
+        let (done_tx, done) = oneshot::channel();
         let channel = Channel::new(
             video.clone(),
             store.clone(),
             Arc::new(RealtimeConfig::default()),
             Arc::new(banter_bus::MemoryBus::new()),
         );
-        let task = tokio::spawn(channel.run(rx, || {}));
+        let tx = ChannelActor::start(channel, move || {
+            let _ = done_tx.send(());
+        });
         let mut frames = join_anonymous(&tx).await;
 
         let committed = commit(&store, &video, author, 6).await;
@@ -529,10 +502,10 @@ mod tests {
             assert_eq!(seq_of(frame), None, "no comment delivered twice");
         }
         tx.send(Command::Leave { sid: 1 }).await.unwrap();
-        task.await.unwrap();
+        done.await.unwrap();
     }
 
-    #[tokio::test]
+    #[actix_rt::test]
     async fn a_joiner_history_and_live_stream_meet_without_gap_or_overlap() {
         let (store, author, _dir) = store().await;
         let video = VideoId::parse("v").unwrap();
@@ -544,14 +517,13 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let (tx, rx) = mpsc::channel(64);
         let channel = Channel::new(
             video.clone(),
             store.clone(),
             Arc::new(RealtimeConfig::default()),
             Arc::new(banter_bus::MemoryBus::new()),
         );
-        tokio::spawn(channel.run(rx, || {}));
+        let tx = ChannelActor::start(channel, || {});
         // A comment committed whose bus event has not arrived yet when the viewer joins.
         let body = CommentBody::parse("in flight").unwrap();
         let in_flight = store
@@ -581,7 +553,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[actix_rt::test]
     async fn other_nodes_count_and_list_until_they_stop_heart_beating() {
         let (store, _author, _dir) = store().await;
         let config = RealtimeConfig {
@@ -589,14 +561,13 @@ mod tests {
             node_timeout: Duration::from_millis(400),
             ..Default::default()
         };
-        let (tx, rx) = mpsc::channel(64);
         let channel = Channel::new(
             VideoId::parse("v").unwrap(),
             store,
             Arc::new(config),
             Arc::new(banter_bus::MemoryBus::new()),
         );
-        tokio::spawn(channel.run(rx, || {}));
+        let tx = ChannelActor::start(channel, || {});
         let mut frames = join_anonymous(&tx).await;
         let ghost = PresenceSnapshot {
             node: "ghost".into(),

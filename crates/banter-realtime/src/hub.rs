@@ -12,9 +12,9 @@ use banter_bus::{Bus, BusEvent, NodeLoad, PresenceSnapshot};
 use banter_core::{AccessChange, UserId, VideoId};
 use banter_store::Store;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
 
 use crate::channel::{Channel, Command};
+use crate::channel_actor::ChannelActor;
 use crate::outq::Close;
 use crate::registry::{SessionEntry, Sessions};
 use crate::{Gateway, RealtimeConfig};
@@ -70,7 +70,7 @@ impl Drain {
 
 #[derive(Clone)]
 pub(crate) struct ChannelHandle {
-    pub tx: mpsc::Sender<Command>,
+    pub tx: actix::Addr<ChannelActor>,
     id: u64,
 }
 
@@ -325,14 +325,11 @@ impl HubInner {
     pub fn channel(self: &Arc<Self>, video: &VideoId) -> ChannelHandle {
         let mut channels = self.channels.lock().expect("hub lock");
         if let Some(handle) = channels.get(video)
-            && !handle.tx.is_closed()
+            && handle.tx.connected()
         {
             return handle.clone();
         }
-        let (tx, rx) = mpsc::channel(self.config.channel_mailbox);
         let id = self.next_id();
-        let handle = ChannelHandle { tx, id };
-        channels.insert(video.clone(), handle.clone());
         metrics::gauge!(crate::metrics::CHANNELS).increment(1.0);
         self.bus.subscribe(video.as_ref());
         let channel = Channel::new(
@@ -342,17 +339,21 @@ impl HubInner {
             self.bus.clone(),
         );
         let weak = Arc::downgrade(self);
-        let video = video.clone();
-        self.runtime.spawn(channel.run(rx, move || {
+        let topic = video.clone();
+        // On the arbiter of the worker whose socket asked first; other threads reach it
+        // through its address.
+        let tx = ChannelActor::start(channel, move || {
             if let Some(hub) = weak.upgrade() {
                 let mut channels = hub.channels.lock().expect("hub lock");
-                if channels.get(&video).is_some_and(|h| h.id == id) {
-                    channels.remove(&video);
+                if channels.get(&topic).is_some_and(|h| h.id == id) {
+                    channels.remove(&topic);
                     metrics::gauge!(crate::metrics::CHANNELS).decrement(1.0);
-                    hub.bus.unsubscribe(video.as_ref());
+                    hub.bus.unsubscribe(topic.as_ref());
                 }
             }
-        }));
+        });
+        let handle = ChannelHandle { tx, id };
+        channels.insert(video.clone(), handle.clone());
         handle
     }
 

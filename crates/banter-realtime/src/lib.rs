@@ -9,7 +9,8 @@
 //! - `wire.rs`: whole outbound WebSocket frames; a broadcast is encoded once and shared.
 //! - `session.rs`: one task per connection: dispatches Phoenix events, joins, posts.
 //! - `registry.rs`: the node's open sockets, and the sweep for idle sockets and expired tokens.
-//! - `channel.rs`: one task per topic, handling its mailbox one message at a time; built from
+//! - `channel_actor.rs`: the actix actor per topic: bounded mailbox, timers, supervision.
+//! - `channel.rs`: what the actor runs, one message at a time; built from
 //!   `sequence.rs` (the delivered `seq`, history window, gap repair from the database),
 //!   `topic_presence.rs` (local and other nodes' presence, the viewer count) and `fanout.rs`
 //!   (the topic's subscribers and the encode-once broadcast).
@@ -20,12 +21,14 @@
 //! - `gateway.rs`: what this crate needs from the rest of Banter (auth, access, posting),
 //!   injected by `banter-server` so the REST rules are reused exactly.
 //!
-//! Actors here are tokio tasks with bounded mailboxes, written to with `try_send` and an
-//! explicit policy when full (stated where each queue is defined).
+//! Channels are actix actors with bounded mailboxes, written to with `try_send` and an explicit
+//! policy when full (stated in `channel_actor.rs`); sessions are tokio tasks on the HTTP
+//! workers, fed by their `Outq`.
 
 #[doc(hidden)]
 pub mod bench;
 mod channel;
+mod channel_actor;
 mod config;
 mod conn;
 mod fanout;

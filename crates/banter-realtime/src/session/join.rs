@@ -8,7 +8,7 @@ use banter_core::VideoId;
 use banter_protocol::reasons;
 use banter_protocol::{Frame, Message, Vsn, encode_push, events};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::{End, Joined, Reauth, Session};
 use crate::Refusal;
@@ -152,13 +152,14 @@ impl Session {
             };
             match channel.tx.try_send(command) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Closed(_)) => continue,
-                Err(mpsc::error::TrySendError::Full(_)) => break,
+                Err(actix::prelude::SendError::Closed(_)) => continue,
+                Err(actix::prelude::SendError::Full(_)) => break,
             }
             match rx.await {
                 Ok(Ok(ok)) => return Ok((ok, channel)),
                 Ok(Err(JoinError::Refused(refusal))) => return Err(refusal),
-                Ok(Err(JoinError::Retry)) | Err(_) => continue,
+                // The channel stopped with this join still queued: join its successor.
+                Err(_) => continue,
             }
         }
         Err(Refusal::new(
@@ -208,14 +209,8 @@ pub(super) fn encode_close(
     }
 }
 
-/// Leaving must not be lost: if the mailbox is full, wait for room on a separate task.
+/// Leaving must not be lost: queued even past the mailbox's bound (at most one per
+/// subscriber).
 pub(super) fn leave_channel(channel: &ChannelHandle, sid: u64) {
-    if let Err(mpsc::error::TrySendError::Full(command)) =
-        channel.tx.try_send(Command::Leave { sid })
-    {
-        let tx = channel.tx.clone();
-        tokio::spawn(async move {
-            let _ = tx.send(command).await;
-        });
-    }
+    channel.tx.do_send(Command::Leave { sid });
 }

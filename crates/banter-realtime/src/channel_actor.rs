@@ -1,0 +1,141 @@
+//! `ChannelActor`: the actix actor that runs one topic's `Channel` — its mailbox, its timers
+//! and its supervision.
+//!
+//! - Mailbox: bounded at `RealtimeConfig::channel_mailbox`, written with `try_send`. Policy
+//!   when full: a join is refused with `unavailable` (the client retries), a bus event is
+//!   dropped (repaired from the database by `seq`), a presence snapshot is dropped (the next
+//!   heartbeat carries the same), a catch-up request is dropped (the periodic repair runs
+//!   anyway). Leaves use `do_send`, which queues past the bound: a leave is never lost, and
+//!   there are at most as many as the topic has subscribers.
+//! - One message at a time: every message, tick and repair runs on the channel through
+//!   `Context::wait`, which holds back the mailbox and the timers until it has finished,
+//!   database reads included. This is what keeps a joiner's history and the live stream from
+//!   overlapping.
+//! - Supervision: a panic in the channel is caught; the channel resumes from the last `seq`
+//!   it sent to its subscribers and re-reads the tail, keeping subscribers, presence and the
+//!   mailbox (the work that panicked is lost: a join's socket retries, a bus event is repaired).
+//! - The actor stops after its last subscriber leaves; `on_idle` then unregisters it, and any
+//!   message still queued is dropped (a join's socket sees its reply channel closed and joins
+//!   the topic's new channel).
+//!
+//! The per-frame delivery path does not go through any mailbox per viewer: the channel offers
+//! each broadcast straight to the subscribers' `Outq`s (`fanout.rs`).
+
+// The channel is borrowed across the awaits of each piece of work: sound, because
+// `Context::wait` runs nothing else on this actor until that work is done (see `held`).
+#![allow(clippy::await_holding_refcell_ref)]
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+
+use actix::prelude::*;
+use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
+
+use crate::channel::{Channel, Command};
+
+impl Message for Command {
+    type Result = ();
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    IfIdle,
+    Never,
+}
+
+pub(crate) struct ChannelActor {
+    channel: Rc<RefCell<Channel>>,
+    on_idle: Option<Box<dyn FnOnce()>>,
+}
+
+impl ChannelActor {
+    /// Starts the actor on the current arbiter (the worker that asked for the topic).
+    pub fn start(channel: Channel, on_idle: impl FnOnce() + 'static) -> Addr<Self> {
+        let capacity = channel.config().channel_mailbox.max(1);
+        ChannelActor::create(move |ctx| {
+            ctx.set_mailbox_capacity(capacity);
+            ChannelActor {
+                channel: Rc::new(RefCell::new(channel)),
+                on_idle: Some(Box::new(on_idle)),
+            }
+        })
+    }
+
+    /// Runs `work` on the channel with the mailbox and timers held back until it completes;
+    /// then restarts the channel if it panicked. After a message (`Stop::IfIdle`) the actor
+    /// stops if the topic has no subscriber left; timers and the start do not stop it.
+    fn exclusive<F, Fut>(&mut self, ctx: &mut Context<Self>, stop: Stop, work: F)
+    where
+        F: FnOnce(Rc<RefCell<Channel>>) -> Fut,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.run(ctx, stop, Box::pin(work(self.channel.clone())));
+    }
+
+    fn run(&mut self, ctx: &mut Context<Self>, stop: Stop, work: LocalBoxFuture<'static, ()>) {
+        let work = AssertUnwindSafe(work).catch_unwind();
+        ctx.wait(work.into_actor(self).map(move |result, actor, ctx| {
+            if result.is_err() {
+                actor.channel.borrow_mut().restart();
+                let channel = actor.channel.clone();
+                let catch_up = async move { held(&channel).catch_up().await };
+                actor.run(ctx, Stop::IfIdle, Box::pin(catch_up));
+            }
+            if stop == Stop::IfIdle && actor.channel.borrow().is_idle() {
+                ctx.stop();
+            }
+        }));
+    }
+}
+
+/// The channel, borrowed for one piece of work. Holding the borrow across the work's awaits is
+/// sound: `Context::wait` runs nothing else on this actor until the work is done, and a panic
+/// releases the borrow as it unwinds.
+fn held(channel: &Rc<RefCell<Channel>>) -> std::cell::RefMut<'_, Channel> {
+    channel.borrow_mut()
+}
+
+impl Actor for ChannelActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.exclusive(ctx, Stop::Never, |channel| async move {
+            held(&channel).start().await;
+        });
+        let (tick, repair) = {
+            let channel = self.channel.borrow();
+            let config = channel.config();
+            (config.viewer_count_interval, config.repair_interval)
+        };
+        ctx.run_interval(tick, |actor, ctx| {
+            actor.exclusive(ctx, Stop::Never, |channel| async move {
+                held(&channel).tick().await;
+            });
+        });
+        ctx.run_interval(repair, |actor, ctx| {
+            actor.exclusive(ctx, Stop::Never, |channel| async move {
+                held(&channel).catch_up().await;
+            });
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.channel.borrow_mut().leave_topic();
+        if let Some(on_idle) = self.on_idle.take() {
+            on_idle();
+        }
+    }
+}
+
+impl Handler<Command> for ChannelActor {
+    type Result = ();
+
+    fn handle(&mut self, command: Command, ctx: &mut Self::Context) {
+        self.exclusive(ctx, Stop::IfIdle, move |channel| async move {
+            held(&channel).handle(command).await;
+        });
+    }
+}
