@@ -68,9 +68,12 @@ impl Drain {
     }
 }
 
+/// A topic's channel, as the hub and each of its sessions hold it. The address is shared, not
+/// cloned: each clone of an actix `Addr` allocates its own sender state (about 150 bytes), and
+/// every joined socket holds one handle.
 #[derive(Clone)]
 pub(crate) struct ChannelHandle {
-    pub tx: actix::Addr<ChannelActor>,
+    pub tx: Arc<actix::Addr<ChannelActor>>,
     id: u64,
 }
 
@@ -352,7 +355,10 @@ impl HubInner {
                 }
             }
         });
-        let handle = ChannelHandle { tx, id };
+        let handle = ChannelHandle {
+            tx: Arc::new(tx),
+            id,
+        };
         channels.insert(video.clone(), handle.clone());
         handle
     }
