@@ -89,6 +89,7 @@ pub async fn fanout(
             vsn: Vsn::V2,
             member: None,
             phx_ref: sid.to_string(),
+            home: None,
         };
         tx.send(Command::Join {
             sid,

@@ -94,6 +94,12 @@ impl Channel {
         &self.config
     }
 
+    /// Called on the actor's thread when it starts: how the topic's shards on other workers
+    /// report slow consumers.
+    pub fn set_report_slow(&mut self, report: crate::shard::ReportSlow) {
+        self.fanout.set_report_slow(report);
+    }
+
     /// Reads the topic's tail before the first message is handled.
     pub async fn start(&mut self) {
         self.sequence.load().await;
@@ -193,7 +199,9 @@ impl Channel {
         self.leave(sid);
         let member = subscriber.member.clone();
         let phx_ref = subscriber.phx_ref.clone();
-        self.fanout.insert(sid, subscriber);
+        for slow in self.fanout.insert(sid, subscriber) {
+            self.leave(slow);
+        }
         metrics::gauge!(m::VIEWERS).increment(1.0);
         if let Some(diff) = self.presence.join(member, phx_ref) {
             self.broadcast(events::PRESENCE_DIFF, &diff);
@@ -337,6 +345,7 @@ mod tests {
             vsn: banter_protocol::Vsn::V2,
             member: None,
             phx_ref: "r".into(),
+            home: None,
         };
         let join = Command::Join {
             sid: 1,
@@ -374,25 +383,109 @@ mod tests {
 
     /// Joins a second anonymous subscriber (sid 2) on a channel already running.
     async fn join_second(tx: &actix::Addr<ChannelActor>) -> Receiver {
-        let outq = Arc::new(Outq::new(64, 1 << 20));
+        join_from(tx, 2, Arc::new(Outq::new(64, 1 << 20)), None).await
+    }
+
+    /// Joins subscriber `sid` with its own queue and home; returns its frames.
+    async fn join_from(
+        tx: &actix::Addr<ChannelActor>,
+        sid: u64,
+        outq: Arc<Outq>,
+        home: Option<crate::shard::Home>,
+    ) -> Receiver {
         let frames = Receiver::new(outq.clone());
         let (reply, joined) = oneshot::channel();
         let subscriber = Subscriber {
             outq,
             vsn: banter_protocol::Vsn::V2,
             member: None,
-            phx_ref: "r2".into(),
+            phx_ref: format!("r{sid}"),
+            home,
         };
         tx.send(Command::Join {
-            sid: 2,
+            sid,
             subscriber,
             since_seq: None,
             reply,
         })
         .await
         .unwrap();
-        assert!(joined.await.unwrap().is_ok(), "second join");
+        assert!(joined.await.unwrap().is_ok(), "join of {sid}");
         frames
+    }
+
+    #[actix_rt::test]
+    async fn viewers_on_another_worker_get_every_comment_in_order_through_its_shard() {
+        let (store, author, _dir) = store().await;
+        let video = VideoId::parse("v").unwrap();
+        let channel = Channel::new(
+            video.clone(),
+            store.clone(),
+            Arc::new(RealtimeConfig::default()),
+            Arc::new(banter_bus::MemoryBus::new()),
+        );
+        let tx = ChannelActor::start(channel, || {});
+        // A second worker, as the HTTP server has one per core.
+        let worker = actix_rt::Arbiter::new();
+        let (home_tx, home_rx) = oneshot::channel();
+        worker.spawn(async move {
+            let _ = home_tx.send(crate::shard::Home::current());
+        });
+        let home = home_rx.await.unwrap().expect("an arbiter thread");
+        assert_ne!(home.thread, std::thread::current().id());
+        let mut local = join_anonymous(&tx).await;
+        let mut remote =
+            join_from(&tx, 2, Arc::new(Outq::new(64, 1 << 20)), Some(home.clone())).await;
+        // A slow consumer on that worker: room for one frame, never read.
+        let mut slow = join_from(&tx, 3, Arc::new(Outq::new(1, 1 << 20)), Some(home)).await;
+        let committed = commit(&store, &video, author, 5).await;
+        for comment in &committed {
+            tx.send(Command::Event(BusEvent::new(
+                ChangeKind::Created,
+                comment.clone(),
+            )))
+            .await
+            .unwrap();
+        }
+        for frames in [&mut local, &mut remote] {
+            let mut seen = Vec::new();
+            while seen.len() < 5 {
+                let frame = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+                    .await
+                    .expect("every comment arrives")
+                    .expect("open");
+                seen.extend(seq_of(frame));
+            }
+            assert_eq!(seen, vec![1, 2, 3, 4, 5], "in order, once");
+        }
+        // The slow one was closed by its shard and left the topic.
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            while slow.recv().await.is_some() {}
+        })
+        .await;
+        assert!(closed.is_ok(), "the slow consumer is closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (count_tx, counted) = oneshot::channel();
+        let probe = Subscriber {
+            outq: Arc::new(Outq::new(64, 1 << 20)),
+            vsn: banter_protocol::Vsn::V2,
+            member: None,
+            phx_ref: "probe".into(),
+            home: None,
+        };
+        tx.send(Command::Join {
+            sid: 9,
+            subscriber: probe,
+            since_seq: None,
+            reply: count_tx,
+        })
+        .await
+        .unwrap();
+        let Ok(Ok(ok)) = counted.await else {
+            panic!("probe join")
+        };
+        assert_eq!(ok.response["viewers"], 3, "local, remote and the probe");
+        worker.stop();
     }
 
     #[actix_rt::test]

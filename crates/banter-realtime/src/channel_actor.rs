@@ -102,6 +102,12 @@ impl Actor for ChannelActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let address = ctx.address();
+        self.channel
+            .borrow_mut()
+            .set_report_slow(std::sync::Arc::new(move |sid| {
+                address.do_send(Command::Leave { sid });
+            }));
         self.exclusive(ctx, Stop::Never, |channel| async move {
             held(&channel).start().await;
         });

@@ -13,7 +13,8 @@
 //! - `channel.rs`: what the actor runs, one message at a time; built from
 //!   `sequence.rs` (the delivered `seq`, history window, gap repair from the database),
 //!   `topic_presence.rs` (local and other nodes' presence, the viewer count) and `fanout.rs`
-//!   (the topic's subscribers and the encode-once broadcast).
+//!   (the topic's subscribers and the encode-once broadcast), with `shard.rs` (the offers to
+//!   subscribers on other workers, made on those workers).
 //! - `hub.rs`: the node's registry of channels, and the bus handler that feeds them.
 //! - `presence.rs`: the per-topic member list and its diffs.
 //! - `metrics.rs`: the Prometheus metric names this crate records, and their descriptions.
@@ -42,6 +43,7 @@ mod recheck;
 mod registry;
 mod sequence;
 mod session;
+mod shard;
 mod topic_presence;
 mod upgrade;
 mod wire;

@@ -143,6 +143,7 @@ impl Session {
                     .as_ref()
                     .map(|u| (u.id.to_string(), u.username.to_string())),
                 phx_ref: uuid::Uuid::now_v7().simple().to_string(),
+                home: crate::shard::Home::current(),
             };
             let command = Command::Join {
                 sid,
