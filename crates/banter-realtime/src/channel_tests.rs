@@ -1,0 +1,407 @@
+//! Tests of a topic's channel running in its actor: ordering and repair, join history, a
+//! restart after a panic, shards on another worker, presence across nodes.
+
+use std::time::{Duration, Instant};
+
+use banter_protocol::payloads::Meta;
+
+use banter_core::{CommentBody, Email, Role, UserId, Username};
+use banter_store::{NewUser, StoreConfig};
+
+use super::*;
+use crate::channel_actor::ChannelActor;
+use crate::outq::{Outq, Receiver};
+
+async fn store() -> (Store, UserId, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&StoreConfig::new(format!(
+        "sqlite://{}",
+        dir.path().join("t.db").display()
+    )))
+    .await
+    .unwrap();
+    let user = store
+        .primary()
+        .create_user(NewUser {
+            email: Email::parse("a@example.com").unwrap(),
+            username: Username::parse("alice").unwrap(),
+            password_hash: "x".into(),
+            role: Role::User,
+        })
+        .await
+        .unwrap();
+    (store, user.id, dir)
+}
+
+/// Joins one anonymous subscriber (sid 1) and returns its frames.
+async fn join_anonymous(tx: &actix::Addr<ChannelActor>) -> Receiver {
+    join_since(tx, None).await.0
+}
+
+/// Joins one anonymous subscriber (sid 1); returns its frames and the join's result.
+async fn join_since(tx: &actix::Addr<ChannelActor>, since_seq: Option<i64>) -> (Receiver, JoinOk) {
+    let outq = Arc::new(Outq::new(64, 1 << 20));
+    let frames = Receiver::new(outq.clone());
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let subscriber = Subscriber {
+        outq,
+        vsn: banter_protocol::Vsn::V2,
+        member: None,
+        phx_ref: "r".into(),
+        home: None,
+    };
+    let join = Command::Join {
+        sid: 1,
+        subscriber,
+        since_seq,
+        reply: reply_tx,
+    };
+    tx.send(join).await.unwrap();
+    let Ok(ok) = reply_rx.await.unwrap() else {
+        panic!("join refused")
+    };
+    (frames, ok)
+}
+
+fn seq_of(frame: bytes::Bytes) -> Option<i64> {
+    let value: Value = serde_json::from_str(&crate::wire::text_of(&frame)).unwrap();
+    (value[3] == events::COMMENT_CREATED).then(|| value[4]["seq"].as_i64().unwrap())
+}
+
+/// Commits `n` comments by `author` on `video`.
+async fn commit(store: &Store, video: &VideoId, author: UserId, n: usize) -> Vec<Comment> {
+    let mut committed = Vec::new();
+    for i in 0..n {
+        let body = CommentBody::parse(&format!("c{i}")).unwrap();
+        committed.push(
+            store
+                .primary()
+                .create_comment(video, author, &body)
+                .await
+                .unwrap(),
+        );
+    }
+    committed
+}
+
+/// Joins a second anonymous subscriber (sid 2) on a channel already running.
+async fn join_second(tx: &actix::Addr<ChannelActor>) -> Receiver {
+    join_from(tx, 2, Arc::new(Outq::new(64, 1 << 20)), None).await
+}
+
+/// Joins subscriber `sid` with its own queue and home; returns its frames.
+async fn join_from(
+    tx: &actix::Addr<ChannelActor>,
+    sid: u64,
+    outq: Arc<Outq>,
+    home: Option<crate::shard::Home>,
+) -> Receiver {
+    let frames = Receiver::new(outq.clone());
+    let (reply, joined) = oneshot::channel();
+    let subscriber = Subscriber {
+        outq,
+        vsn: banter_protocol::Vsn::V2,
+        member: None,
+        phx_ref: format!("r{sid}"),
+        home,
+    };
+    tx.send(Command::Join {
+        sid,
+        subscriber,
+        since_seq: None,
+        reply,
+    })
+    .await
+    .unwrap();
+    assert!(joined.await.unwrap().is_ok(), "join of {sid}");
+    frames
+}
+
+#[actix_rt::test]
+async fn viewers_on_another_worker_get_every_comment_in_order_through_its_shard() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    let channel = Channel::new(
+        video.clone(),
+        store.clone(),
+        Arc::new(RealtimeConfig::default()),
+        Arc::new(banter_bus::MemoryBus::new()),
+    );
+    let tx = ChannelActor::start(channel, || {});
+    // A second worker, as the HTTP server has one per core.
+    let worker = actix_rt::Arbiter::new();
+    let (home_tx, home_rx) = oneshot::channel();
+    worker.spawn(async move {
+        let _ = home_tx.send(crate::shard::Home::current());
+    });
+    let home = home_rx.await.unwrap().expect("an arbiter thread");
+    assert_ne!(home.thread, std::thread::current().id());
+    let mut local = join_anonymous(&tx).await;
+    let mut remote = join_from(&tx, 2, Arc::new(Outq::new(64, 1 << 20)), Some(home.clone())).await;
+    // A slow consumer on that worker: room for one frame, never read.
+    let mut slow = join_from(&tx, 3, Arc::new(Outq::new(1, 1 << 20)), Some(home)).await;
+    let committed = commit(&store, &video, author, 5).await;
+    for comment in &committed {
+        tx.send(Command::Event(BusEvent::new(
+            ChangeKind::Created,
+            comment.clone(),
+        )))
+        .await
+        .unwrap();
+    }
+    for frames in [&mut local, &mut remote] {
+        let mut seen = Vec::new();
+        while seen.len() < 5 {
+            let frame = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+                .await
+                .expect("every comment arrives")
+                .expect("open");
+            seen.extend(seq_of(frame));
+        }
+        assert_eq!(seen, vec![1, 2, 3, 4, 5], "in order, once");
+    }
+    // The slow one was closed by its shard and left the topic.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while slow.recv().await.is_some() {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the slow consumer is closed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (count_tx, counted) = oneshot::channel();
+    let probe = Subscriber {
+        outq: Arc::new(Outq::new(64, 1 << 20)),
+        vsn: banter_protocol::Vsn::V2,
+        member: None,
+        phx_ref: "probe".into(),
+        home: None,
+    };
+    tx.send(Command::Join {
+        sid: 9,
+        subscriber: probe,
+        since_seq: None,
+        reply: count_tx,
+    })
+    .await
+    .unwrap();
+    let Ok(Ok(ok)) = counted.await else {
+        panic!("probe join")
+    };
+    assert_eq!(ok.response["viewers"], 3, "local, remote and the probe");
+    worker.stop();
+}
+
+#[actix_rt::test]
+async fn a_panicking_channel_restarts_and_its_viewers_lose_and_repeat_nothing() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    let (done_tx, done) = oneshot::channel();
+    let channel = Channel::new(
+        video.clone(),
+        store.clone(),
+        Arc::new(RealtimeConfig::default()),
+        Arc::new(banter_bus::MemoryBus::new()),
+    );
+    let tx = ChannelActor::start(channel, move || {
+        let _ = done_tx.send(());
+    });
+    let mut viewers = [join_anonymous(&tx).await, join_second(&tx).await];
+    let committed = commit(&store, &video, author, 6).await;
+    let event = |i: usize| Command::Event(BusEvent::new(ChangeKind::Created, committed[i].clone()));
+    // 1 and 2 delivered; the channel panics; 3's event was in the mailbox behind the panic
+    // and 4's is lost outright; 5 and 6 arrive after the restart.
+    for command in [
+        event(0),
+        event(1),
+        Command::Panic,
+        event(2),
+        event(4),
+        event(5),
+    ] {
+        tx.send(command).await.unwrap();
+    }
+    for frames in &mut viewers {
+        let mut seen = Vec::new();
+        while seen.len() < 6 {
+            let frame = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+                .await
+                .expect("every comment arrives after the restart")
+                .unwrap();
+            seen.extend(seq_of(frame));
+        }
+        assert_eq!(seen, vec![1, 2, 3, 4, 5, 6]);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for frames in &mut viewers {
+        while let Some(frame) = frames.try_recv() {
+            assert_eq!(seq_of(frame), None, "no comment delivered twice");
+        }
+    }
+    // Still serving: a later comment reaches both, and the last leave ends the task.
+    let body = CommentBody::parse("after").unwrap();
+    let late = store
+        .primary()
+        .create_comment(&video, author, &body)
+        .await
+        .unwrap();
+    tx.send(Command::Event(BusEvent::new(ChangeKind::Created, late)))
+        .await
+        .unwrap();
+    for frames in &mut viewers {
+        let frame = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(seq_of(frame), Some(7));
+    }
+    tx.send(Command::Leave { sid: 1 }).await.unwrap();
+    tx.send(Command::Leave { sid: 2 }).await.unwrap();
+    done.await.unwrap();
+}
+
+#[actix_rt::test]
+async fn lost_reordered_and_duplicated_bus_events_reach_viewers_in_seq_order_once() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    let (done_tx, done) = oneshot::channel();
+    let channel = Channel::new(
+        video.clone(),
+        store.clone(),
+        Arc::new(RealtimeConfig::default()),
+        Arc::new(banter_bus::MemoryBus::new()),
+    );
+    let tx = ChannelActor::start(channel, move || {
+        let _ = done_tx.send(());
+    });
+    let mut frames = join_anonymous(&tx).await;
+
+    let committed = commit(&store, &video, author, 6).await;
+    let event = |i: usize| Command::Event(BusEvent::new(ChangeKind::Created, committed[i].clone()));
+    // seq 1 arrives, 2 is lost, 4 arrives before 3, 4 is duplicated, 5 is lost, 6 arrives.
+    for i in [0, 3, 2, 3, 5] {
+        tx.send(event(i)).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        let frame = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.extend(seq_of(frame));
+    }
+    assert_eq!(seen, vec![1, 2, 3, 4, 5, 6]);
+    // Nothing more: the duplicate was dropped.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Some(frame) = frames.try_recv() {
+        assert_eq!(seq_of(frame), None, "no comment delivered twice");
+    }
+    tx.send(Command::Leave { sid: 1 }).await.unwrap();
+    done.await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_joiner_history_and_live_stream_meet_without_gap_or_overlap() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    for i in 0..3 {
+        let body = CommentBody::parse(&format!("c{i}")).unwrap();
+        store
+            .primary()
+            .create_comment(&video, author, &body)
+            .await
+            .unwrap();
+    }
+    let channel = Channel::new(
+        video.clone(),
+        store.clone(),
+        Arc::new(RealtimeConfig::default()),
+        Arc::new(banter_bus::MemoryBus::new()),
+    );
+    let tx = ChannelActor::start(channel, || {});
+    // A comment committed whose bus event has not arrived yet when the viewer joins.
+    let body = CommentBody::parse("in flight").unwrap();
+    let in_flight = store
+        .primary()
+        .create_comment(&video, author, &body)
+        .await
+        .unwrap();
+    let (mut frames, ok) = join_since(&tx, Some(1)).await;
+    let history: Vec<i64> = ok.response["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(history, vec![2, 3, 4]);
+    assert_eq!(ok.response["last_seq"], 4);
+    // The late bus event is a duplicate now and is not delivered again.
+    tx.send(Command::Event(BusEvent::new(
+        ChangeKind::Created,
+        in_flight,
+    )))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Some(frame) = frames.try_recv() {
+        assert_eq!(seq_of(frame), None);
+    }
+}
+
+#[actix_rt::test]
+async fn other_nodes_count_and_list_until_they_stop_heart_beating() {
+    let (store, _author, _dir) = store().await;
+    let config = RealtimeConfig {
+        viewer_count_interval: Duration::from_millis(50),
+        node_timeout: Duration::from_millis(400),
+        ..Default::default()
+    };
+    let channel = Channel::new(
+        VideoId::parse("v").unwrap(),
+        store,
+        Arc::new(config),
+        Arc::new(banter_bus::MemoryBus::new()),
+    );
+    let tx = ChannelActor::start(channel, || {});
+    let mut frames = join_anonymous(&tx).await;
+    let ghost = PresenceSnapshot {
+        node: "ghost".into(),
+        video: VideoId::parse("v").unwrap(),
+        viewers: 3,
+        members: vec![(
+            "u9".into(),
+            vec![Meta {
+                phx_ref: "g1".into(),
+                username: "gina".into(),
+                online_at: 0,
+            }],
+        )],
+    };
+    tx.send(Command::Presence(ghost)).await.unwrap();
+    let mut saw_join = false;
+    let mut saw_leave = false;
+    let mut counts = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(saw_leave && counts.last() == Some(&1)) {
+        assert!(
+            Instant::now() < deadline,
+            "joins {saw_join} leaves {saw_leave} counts {counts:?}"
+        );
+        let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(1), frames.recv()).await
+        else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(&crate::wire::text_of(&frame)).unwrap();
+        match value[3].as_str().unwrap() {
+            events::PRESENCE_DIFF => {
+                saw_join |= value[4]["joins"].get("u9").is_some();
+                saw_leave |= value[4]["leaves"].get("u9").is_some();
+            }
+            events::VIEWER_COUNT => counts.push(value[4]["count"].as_i64().unwrap()),
+            _ => {}
+        }
+    }
+    assert!(saw_join, "the other node's member joined");
+    assert!(
+        counts.contains(&4),
+        "1 local + 3 on the other node: {counts:?}"
+    );
+}
