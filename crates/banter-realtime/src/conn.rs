@@ -9,7 +9,7 @@
 //!   write is one vectored write of everything pending (up to [`IOV_BATCH`] frames), so a
 //!   burst of comments costs one syscall.
 //!
-//! Kept out: what the frames mean (`session.rs`), queuing and budgets (`outq.rs`).
+//! Kept out: what the frames mean (`session/`), queuing and budgets (`outq.rs`).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;

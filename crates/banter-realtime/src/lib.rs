@@ -7,7 +7,7 @@
 //!   WebSocket codec, writes everything queued with one vectored write.
 //! - `outq.rs`: one socket's outbound queue with its byte budget and close request.
 //! - `wire.rs`: whole outbound WebSocket frames; a broadcast is encoded once and shared.
-//! - `session.rs`: one task per connection: dispatches Phoenix events, joins, posts.
+//! - `session/`: one task per connection: dispatches Phoenix events, joins, posts, access.
 //! - `registry.rs`: the node's open sockets, and the sweep for idle sockets and expired tokens.
 //! - `channel_actor.rs`: the actix actor per topic: bounded mailbox, timers, supervision.
 //! - `channel.rs`: what the actor runs, one message at a time; built from

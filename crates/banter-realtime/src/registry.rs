@@ -6,7 +6,7 @@
 //! those with no inbound frame for the idle timeout (1000 "idle timeout") and those whose access
 //! token expired (4002). 19k sockets cost one pass of a few hundred microseconds, not 19k timers.
 //!
-//! Kept out: what closing means for a socket (`session.rs`), access decisions (the gateway).
+//! Kept out: what closing means for a socket (`session/`), access decisions (the gateway).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
