@@ -466,3 +466,77 @@ async fn posting_is_rate_limited_per_user_with_retry_after() {
     );
     assert_eq!(page(&app, "").await["last_seq"], 4);
 }
+
+/// A saturated write path answers at once with 503 `busy` and `Retry-After`, loses nothing and
+/// recovers: here the node has one primary connection, which a post holds while the video's row
+/// is locked from outside, so the next request finds no connection within the acquire timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_database_is_answered_with_busy_at_once_not_a_hang() {
+    let app = TestApp::spawn_with(
+        TestBackend::Postgres,
+        &[
+            ("BANTER_DATABASE_MAX_CONNECTIONS", "1"),
+            ("BANTER_DATABASE_ACQUIRE_TIMEOUT_MS", "300"),
+        ],
+    )
+    .await;
+    let alice = app.register("alice").await;
+    assert_eq!(
+        app.post_comment(&alice.access_token, "v1", "first")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let db = app.database.clone().expect("a PostgreSQL database");
+    let url = banter_tests::PgCluster::shared().primary_url(&db);
+    let mut outside = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut outside).await.unwrap();
+    sqlx::query("SELECT last_seq FROM videos WHERE id = 'v1' FOR UPDATE")
+        .execute(&mut outside)
+        .await
+        .unwrap();
+    // This post takes the node's only connection and waits on the row.
+    let held = {
+        let app_client = app.client.clone();
+        let url = app.url("/api/videos/v1/comments");
+        let token = alice.access_token.clone();
+        tokio::spawn(async move {
+            app_client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"body": "waits on the lock"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let res = app.post_comment(&alice.access_token, "v1", "no room").await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert!(res.headers().contains_key("retry-after"));
+    assert_error(res, StatusCode::SERVICE_UNAVAILABLE, "busy").await;
+    // The lock goes; the waiting post commits, and the refused one was not stored.
+    sqlx::query("COMMIT").execute(&mut outside).await.unwrap();
+    assert_eq!(held.await.unwrap(), StatusCode::CREATED);
+    let last: Value = app
+        .get("/api/videos/v1/comments", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(last["last_seq"], 2);
+    assert_eq!(
+        app.post_comment(&alice.access_token, "v1", "after")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+}

@@ -157,6 +157,10 @@ impl From<StoreError> for ApiError {
                 code: codes::CONFLICT,
                 message: format!("{field} conflicts with an existing record"),
             },
+            // Saturated, not broken: the client retries shortly.
+            StoreError::Busy => ApiError::Busy {
+                retry_after: Duration::from_secs(1),
+            },
             StoreError::Unexpected(e) => ApiError::Unexpected(e),
         }
     }

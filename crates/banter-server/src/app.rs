@@ -59,6 +59,8 @@ pub fn store_config(settings: &Settings) -> StoreConfig {
     let mut config = StoreConfig::new(settings.database_url());
     config.replica_urls = settings.replica_urls();
     config.max_connections = settings.database_max_connections;
+    config.acquire_timeout =
+        std::time::Duration::from_millis(settings.database_acquire_timeout_ms.max(1));
     config.max_replica_lag = std::time::Duration::from_millis(settings.database_max_replica_lag_ms);
     config.replica_acquire_timeout =
         std::time::Duration::from_millis(settings.database_replica_acquire_timeout_ms.max(1));

@@ -60,6 +60,7 @@ pub struct Settings {
     /// Comma-separated PostgreSQL replica URLs.
     pub database_replica_urls: Option<SecretString>,
     pub database_max_connections: u32,
+    pub database_acquire_timeout_ms: u64,
     pub database_max_replica_lag_ms: u64,
     /// How long a read waits for a replica connection before going to the primary instead.
     pub database_replica_acquire_timeout_ms: u64,
@@ -128,6 +129,7 @@ role = "all"
 http_addr = "127.0.0.1:4000"
 data_dir = "./data"
 database_max_connections = 10
+database_acquire_timeout_ms = 2000
 database_max_replica_lag_ms = 5000
 database_replica_acquire_timeout_ms = 500
 migrate_on_start = true

@@ -8,6 +8,10 @@ pub enum StoreError {
     /// `video`).
     #[error("{0} is already taken")]
     Conflict(&'static str),
+    /// No database connection came free within the pool's acquire timeout: the write path is
+    /// saturated. Callers answer "busy, retry shortly" rather than waiting longer.
+    #[error("the database is busy: no connection within the acquire timeout")]
+    Busy,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -16,6 +20,7 @@ impl fmt::Debug for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::Conflict(field) => write!(f, "Conflict({field})"),
+            StoreError::Busy => write!(f, "Busy"),
             StoreError::Unexpected(e) => write!(f, "{e:?}"),
         }
     }
@@ -23,6 +28,9 @@ impl fmt::Debug for StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
+        if matches!(err, sqlx::Error::PoolTimedOut) {
+            return StoreError::Busy;
+        }
         if let Some(db) = err.as_database_error()
             && db.is_unique_violation()
         {
