@@ -29,7 +29,8 @@ const RATE_LIMITED: &[(&str, &str)] = &[
     ("post", "/api/videos/{video_id}/comments"),
 ];
 
-/// Operations that hash a password: 503 `busy` with `Retry-After` past the node's bound.
+/// Operations that hash a password: 503 `busy` with `Retry-After` past the node's bound (every
+/// database-backed operation may also answer 503 `busy` when the pool is saturated).
 const HASHING: &[(&str, &str)] = &[
     ("post", "/api/auth/register"),
     ("post", "/api/auth/login"),
@@ -306,7 +307,9 @@ fn complete_operation(method: &str, path: &str, op: &mut Value) {
     if RATE_LIMITED.contains(&key) {
         statuses.push("429");
     }
-    if HASHING.contains(&key) {
+    // Past the node's bound on password hashes, or when no database connection comes free
+    // within the acquire timeout (every operation but the document itself reads the database).
+    if HASHING.contains(&key) || (path.starts_with("/api/") && path != "/api/openapi.json") {
         statuses.push("503");
     }
     let responses = op_map
