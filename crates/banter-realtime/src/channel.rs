@@ -33,16 +33,12 @@ pub(crate) struct JoinOk {
     pub presence_state: Value,
 }
 
-pub(crate) enum JoinError {
-    Refused(Refusal),
-}
-
 pub(crate) enum Command {
     Join {
         sid: u64,
         subscriber: Subscriber,
         since_seq: Option<i64>,
-        reply: oneshot::Sender<Result<JoinOk, JoinError>>,
+        reply: oneshot::Sender<Result<JoinOk, Refusal>>,
     },
     Leave {
         sid: u64,
@@ -182,14 +178,14 @@ impl Channel {
         sid: u64,
         subscriber: Subscriber,
         since_seq: Option<i64>,
-    ) -> Result<JoinOk, JoinError> {
+    ) -> Result<JoinOk, Refusal> {
         if !self.sequence.is_loaded() {
             self.sequence.load().await;
             if !self.sequence.is_loaded() {
-                return Err(JoinError::Refused(Refusal::new(
+                return Err(Refusal::new(
                     banter_protocol::reasons::UNAVAILABLE,
                     "comments are unavailable right now; retrying",
-                )));
+                ));
             }
         }
         let caught_up = self.sequence.catch_up_for_join().await;

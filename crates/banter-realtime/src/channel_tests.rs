@@ -68,6 +68,25 @@ fn seq_of(frame: bytes::Bytes) -> Option<i64> {
     (value[3] == events::COMMENT_CREATED).then(|| value[4]["seq"].as_i64().unwrap())
 }
 
+/// Starts the channel actor of `video`; the receiver completes when it stops.
+fn start(
+    store: &Store,
+    video: &VideoId,
+    config: RealtimeConfig,
+) -> (actix::Addr<ChannelActor>, oneshot::Receiver<()>) {
+    let channel = Channel::new(
+        video.clone(),
+        store.clone(),
+        Arc::new(config),
+        Arc::new(banter_bus::MemoryBus::new()),
+    );
+    let (done_tx, done) = oneshot::channel();
+    let tx = ChannelActor::start(channel, move || {
+        let _ = done_tx.send(());
+    });
+    (tx, done)
+}
+
 /// Commits `n` comments by `author` on `video`.
 async fn commit(store: &Store, video: &VideoId, author: UserId, n: usize) -> Vec<Comment> {
     let mut committed = Vec::new();
@@ -121,13 +140,7 @@ async fn join_from(
 async fn viewers_on_another_worker_get_every_comment_in_order_through_its_shard() {
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
-    let channel = Channel::new(
-        video.clone(),
-        store.clone(),
-        Arc::new(RealtimeConfig::default()),
-        Arc::new(banter_bus::MemoryBus::new()),
-    );
-    let tx = ChannelActor::start(channel, || {});
+    let (tx, _done) = start(&store, &video, RealtimeConfig::default());
     // A second worker, as the HTTP server has one per core.
     let worker = actix_rt::Arbiter::new();
     let (home_tx, home_rx) = oneshot::channel();
@@ -194,16 +207,7 @@ async fn viewers_on_another_worker_get_every_comment_in_order_through_its_shard(
 async fn a_panicking_channel_restarts_and_its_viewers_lose_and_repeat_nothing() {
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
-    let (done_tx, done) = oneshot::channel();
-    let channel = Channel::new(
-        video.clone(),
-        store.clone(),
-        Arc::new(RealtimeConfig::default()),
-        Arc::new(banter_bus::MemoryBus::new()),
-    );
-    let tx = ChannelActor::start(channel, move || {
-        let _ = done_tx.send(());
-    });
+    let (tx, done) = start(&store, &video, RealtimeConfig::default());
     let mut viewers = [join_anonymous(&tx).await, join_second(&tx).await];
     let committed = commit(&store, &video, author, 6).await;
     let event = |i: usize| Command::Event(BusEvent::new(ChangeKind::Created, committed[i].clone()));
@@ -262,16 +266,7 @@ async fn a_panicking_channel_restarts_and_its_viewers_lose_and_repeat_nothing() 
 async fn lost_reordered_and_duplicated_bus_events_reach_viewers_in_seq_order_once() {
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
-    let (done_tx, done) = oneshot::channel();
-    let channel = Channel::new(
-        video.clone(),
-        store.clone(),
-        Arc::new(RealtimeConfig::default()),
-        Arc::new(banter_bus::MemoryBus::new()),
-    );
-    let tx = ChannelActor::start(channel, move || {
-        let _ = done_tx.send(());
-    });
+    let (tx, done) = start(&store, &video, RealtimeConfig::default());
     let mut frames = join_anonymous(&tx).await;
 
     let committed = commit(&store, &video, author, 6).await;
@@ -310,13 +305,7 @@ async fn a_joiner_history_and_live_stream_meet_without_gap_or_overlap() {
             .await
             .unwrap();
     }
-    let channel = Channel::new(
-        video.clone(),
-        store.clone(),
-        Arc::new(RealtimeConfig::default()),
-        Arc::new(banter_bus::MemoryBus::new()),
-    );
-    let tx = ChannelActor::start(channel, || {});
+    let (tx, _done) = start(&store, &video, RealtimeConfig::default());
     // A comment committed whose bus event has not arrived yet when the viewer joins.
     let body = CommentBody::parse("in flight").unwrap();
     let in_flight = store
@@ -354,13 +343,7 @@ async fn other_nodes_count_and_list_until_they_stop_heart_beating() {
         node_timeout: Duration::from_millis(400),
         ..Default::default()
     };
-    let channel = Channel::new(
-        VideoId::parse("v").unwrap(),
-        store,
-        Arc::new(config),
-        Arc::new(banter_bus::MemoryBus::new()),
-    );
-    let tx = ChannelActor::start(channel, || {});
+    let (tx, _done) = start(&store, &VideoId::parse("v").unwrap(), config);
     let mut frames = join_anonymous(&tx).await;
     let ghost = PresenceSnapshot {
         node: "ghost".into(),

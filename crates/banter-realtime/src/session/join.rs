@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::{End, Joined, Reauth, Session};
 use crate::Refusal;
-use crate::channel::{Command, JoinError, Subscriber};
+use crate::channel::{Command, Subscriber};
 use crate::hub::ChannelHandle;
 use crate::metrics as names;
 
@@ -158,7 +158,7 @@ impl Session {
             }
             match rx.await {
                 Ok(Ok(ok)) => return Ok((ok, channel)),
-                Ok(Err(JoinError::Refused(refusal))) => return Err(refusal),
+                Ok(Err(refusal)) => return Err(refusal),
                 // The channel stopped with this join still queued: join its successor.
                 Err(_) => continue,
             }
