@@ -340,6 +340,13 @@ impl Client {
                                 self.delivered(seq, &body);
                             }
                         }
+                        Ok(Inbound::Skipped { topic, from, to }) => {
+                            if topic == self.topic
+                                && let Some(tracker) = &mut self.tracker
+                            {
+                                tracker.skipped(from, to);
+                            }
+                        }
                         Ok(Inbound::Reply { msg_ref: Some(r), ok, response }) if r == join_ref => {
                             if ok {
                                 joined = true;
@@ -477,8 +484,16 @@ impl Client {
                     let oldest = reply.comments.first().map_or(reply.last_seq + 1, |c| c.seq);
                     tracker.abandon_below(oldest);
                 }
+                // In seq order: replayed comments and the runs the budget left out between them.
+                let mut runs = reply.skipped.iter().peekable();
                 for c in &reply.comments {
+                    while let Some(run) = runs.next_if(|r| r.from_seq < c.seq) {
+                        tracker.skipped(run.from_seq, run.to_seq);
+                    }
                     tracker.replayed(c.seq);
+                }
+                for run in runs {
+                    tracker.skipped(run.from_seq, run.to_seq);
                 }
             }
         }

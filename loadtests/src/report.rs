@@ -208,12 +208,13 @@ impl Report {
         let l = &self.loss;
         let _ = writeln!(
             s,
-            "deliveries: {} ({:.0}/s median over active seconds); of {} expected: {} live, {} recovered on rejoin, {} lost, {} still undelivered at the end, {} out of order, {} duplicates",
+            "deliveries: {} ({:.0}/s median over active seconds); of {} expected: {} live, {} recovered on rejoin, {} skipped by the server's delivery budget, {} lost, {} still undelivered at the end, {} out of order, {} duplicates",
             t.deliveries,
             self.deliveries_per_sec_median(),
             l.expected,
             l.delivered,
             l.recovered,
+            l.skipped,
             l.lost,
             l.late,
             l.out_of_order,

@@ -10,6 +10,9 @@
 //! topic's final `seq` is late: not delivered when the run stopped, which under overload is a
 //! backlog rather than a loss, and is reported apart.
 //!
+//! A `comments_skipped` marker (the server's per-viewer delivery budget) accounts for its run:
+//! those `seq`s are neither lost nor late, and are counted as skipped.
+//!
 //! Kept out: sockets and clocks. This is pure bookkeeping so it can be tested exactly.
 
 /// Counts for one viewer of one topic (or, summed, for a whole run).
@@ -25,6 +28,9 @@ pub struct SeqCounts {
     pub duplicates: u64,
     /// Comments never received although a later one was, or that could not be replayed.
     pub lost: u64,
+    /// Comments the server said it did not send this viewer (the delivery budget).
+    #[serde(default)]
+    pub skipped: u64,
     /// Comments after the last one received, still undelivered when the run stopped.
     pub late: u64,
     /// The window's size: every `seq` the viewer should have had.
@@ -98,6 +104,40 @@ impl SeqTracker {
         }
     }
 
+    /// The server said it did not send `from..=to` (a `comments_skipped` marker, or a
+    /// recovery's `skipped` run). Those `seq`s are accounted for unless they already arrived
+    /// (an author's own comments are sent to them anyway).
+    pub fn skipped(&mut self, from: i64, to: i64) {
+        let from = from.max(self.baseline + 1);
+        if to < from {
+            return;
+        }
+        let mut kept = Vec::with_capacity(self.missing.len() + 1);
+        for &(start, end) in &self.missing {
+            let (lo, hi) = (start.max(from), end.min(to));
+            if lo > hi {
+                kept.push((start, end));
+                continue;
+            }
+            self.counts.skipped += (hi - lo + 1) as u64;
+            if start < lo {
+                kept.push((start, lo - 1));
+            }
+            if hi < end {
+                kept.push((hi + 1, end));
+            }
+        }
+        self.missing = kept;
+        if to > self.highest {
+            let lo = from.max(self.highest + 1);
+            if lo > self.highest + 1 {
+                self.missing.push((self.highest + 1, lo - 1));
+            }
+            self.counts.skipped += (to - lo + 1) as u64;
+            self.highest = to;
+        }
+    }
+
     /// The server answered a recovery join with `recovered: false`: everything missing below
     /// `oldest_replayed` will never come.
     pub fn abandon_below(&mut self, oldest_replayed: i64) {
@@ -162,6 +202,7 @@ impl std::ops::AddAssign for SeqCounts {
         self.out_of_order += o.out_of_order;
         self.duplicates += o.duplicates;
         self.lost += o.lost;
+        self.skipped += o.skipped;
         self.late += o.late;
         self.expected += o.expected;
     }
@@ -180,6 +221,26 @@ mod tests {
         let c = t.finish(20);
         assert_eq!((c.delivered, c.lost, c.expected), (10, 0, 10));
         assert_eq!((c.out_of_order, c.duplicates), (0, 0));
+    }
+
+    #[test]
+    fn skipped_runs_are_neither_lost_nor_late_and_own_comments_inside_count_once() {
+        let mut t = SeqTracker::new(0);
+        t.live(1);
+        t.live(2);
+        t.live(7); // the viewer's own comment, inside the run 3..=9
+        t.skipped(3, 9);
+        t.live(10);
+        t.skipped(11, 12);
+        let c = t.finish(12);
+        assert_eq!((c.delivered, c.skipped, c.lost, c.late), (4, 8, 0, 0));
+        assert_eq!(c.delivered + c.skipped + c.lost + c.late, c.expected);
+        // A marker past a real gap leaves the gap lost.
+        let mut t = SeqTracker::new(0);
+        t.live(1);
+        t.skipped(4, 5);
+        let c = t.finish(5);
+        assert_eq!((c.delivered, c.skipped, c.lost), (1, 2, 2));
     }
 
     #[test]

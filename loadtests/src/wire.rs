@@ -61,6 +61,12 @@ pub enum Inbound<'a> {
         seq: i64,
         body: Cow<'a, str>,
     },
+    /// `comments_skipped`: the delivery budget left out `from..=to` on this topic.
+    Skipped {
+        topic: Cow<'a, str>,
+        from: i64,
+        to: i64,
+    },
     /// The server closed or errored one channel.
     ChannelClosed { topic: Cow<'a, str> },
     /// Anything else (presence, viewer counts, edits): counted, not inspected.
@@ -92,6 +98,14 @@ pub struct CommentSeq<'a> {
     pub body: Cow<'a, str>,
 }
 
+/// A run of comments the delivery budget did not send (`comments_skipped`, or one entry of a
+/// join reply's `skipped`).
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkippedRun {
+    pub from_seq: i64,
+    pub to_seq: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("server frame is not a Phoenix V2 message: {0}")]
 pub struct ParseError(String);
@@ -107,6 +121,15 @@ pub fn parse(text: &str) -> Result<Inbound<'_>, ParseError> {
                 topic,
                 seq: c.seq,
                 body: c.body,
+            }
+        }
+        events::COMMENTS_SKIPPED => {
+            let run: SkippedRun = serde_json::from_str(payload.get())
+                .map_err(|e| ParseError(format!("comments_skipped payload: {e}")))?;
+            Inbound::Skipped {
+                topic,
+                from: run.from_seq,
+                to: run.to_seq,
             }
         }
         events::REPLY => {
@@ -131,6 +154,9 @@ pub struct JoinOk<'a> {
     #[serde(borrow, default)]
     pub comments: Vec<CommentSeq<'a>>,
     pub recovered: Option<bool>,
+    /// What a recovery left out under the delivery budget.
+    #[serde(default)]
+    pub skipped: Vec<SkippedRun>,
 }
 
 /// The `reason` of an error reply, for the error tally.
@@ -197,6 +223,16 @@ mod tests {
         ));
         assert!(parse("{}").is_err());
         assert!(parse(r#"[null,null,"t","comment_created",{"seq":"x"}]"#).is_err());
+        match parse(
+            r#"[null,null,"comments:a","comments_skipped",{"from_seq":3,"to_seq":9,"count":7}]"#,
+        )
+        .unwrap()
+        {
+            Inbound::Skipped { topic, from, to } => {
+                assert_eq!((&*topic, from, to), ("comments:a", 3, 9))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

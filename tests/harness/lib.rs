@@ -24,7 +24,9 @@ pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use pg::PgCluster;
 pub use ports::free_port;
 pub use redis::RedisServer;
-pub use test_app::{JWT_SECRET, Session, TestApp, TestBackend, assert_error, session_from};
+pub use test_app::{
+    JWT_SECRET, Session, TestApp, TestBackend, assert_error, create_user, session_from,
+};
 pub use ws_client::{Received, WsClient};
 
 /// The `banter` binary built next to this test binary (`cargo build -p banter-server` first;

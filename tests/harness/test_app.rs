@@ -28,6 +28,8 @@ pub struct TestApp {
     pub store: Store,
     /// The PostgreSQL database name, when on PostgreSQL.
     pub database: Option<String>,
+    /// The database URL the app was given (a second `Store` on it acts as a second node).
+    pub database_url: String,
     stop: StopHandle,
     _dir: Option<tempfile::TempDir>,
 }
@@ -56,6 +58,8 @@ impl TestApp {
             ("BANTER_RATE_REGISTER_PER_MINUTE", "100000"),
             ("BANTER_RATE_COMMENT_PER_MINUTE", "100000"),
             ("BANTER_RATE_COMMENT_BURST", "100000"),
+            // Tests count every comment; the budget's own tests turn it on.
+            ("BANTER_WS_MAX_COMMENTS_PER_SECOND_PER_VIEWER", "0"),
             ("BANTER_DATABASE_MAX_CONNECTIONS", "5"),
             ("BANTER_SHUTDOWN_TIMEOUT_SECS", "1"),
             ("BANTER_DRAIN_WINDOW_SECS", "0"),
@@ -98,6 +102,7 @@ impl TestApp {
         dir: Option<tempfile::TempDir>,
         database: Option<String>,
     ) -> TestApp {
+        let database_url = env.get("BANTER_DATABASE_URL").cloned().unwrap_or_default();
         let settings = Settings::load_from(None, env).expect("test settings");
         let app = Application::build(settings)
             .await
@@ -114,6 +119,7 @@ impl TestApp {
                 .unwrap(),
             store,
             database,
+            database_url,
             stop,
             _dir: dir,
         }
@@ -306,4 +312,19 @@ pub async fn assert_error(res: Response, status: StatusCode, code: &str) -> Valu
         assert!(retry_after.is_some(), "429 without Retry-After");
     }
     body
+}
+
+/// Creates a user straight in the store (no HTTP): email `<name>@example.com`, role user.
+pub async fn create_user(store: &Store, name: &str) -> banter_core::UserId {
+    store
+        .primary()
+        .create_user(banter_store::NewUser {
+            email: banter_core::Email::parse(&format!("{name}@example.com")).unwrap(),
+            username: banter_core::Username::parse(name).unwrap(),
+            password_hash: "x".into(),
+            role: banter_core::Role::User,
+        })
+        .await
+        .unwrap()
+        .id
 }

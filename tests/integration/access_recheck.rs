@@ -255,7 +255,12 @@ async fn an_id_watched_before_it_was_registered_private_is_closed_to_its_viewers
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_rechecks_the_account_even_when_no_change_was_announced() {
-    let app = TestApp::spawn(TestBackend::Sqlite).await;
+    // Sessions seen alive are trusted for the cache's lifetime; a join after it reads again.
+    let app = TestApp::spawn_with(
+        TestBackend::Sqlite,
+        &[("BANTER_WS_PRINCIPAL_CACHE_MS", "300")],
+    )
+    .await;
     let alice = app.register("alice").await;
     let mut ws = joined(&app, Some(&alice.access_token), "comments:v1").await;
     // Straight in the database: no access change goes out, as if its bus message was lost.
@@ -266,6 +271,7 @@ async fn a_join_rechecks_the_account_even_when_no_change_was_announced() {
         .await
         .unwrap();
     receives_nothing_of(&mut ws, "comments:v1").await; // still open: nobody told it
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let r = ws.next_ref();
     ws.send(Some(&r), &r, "comments:v2", "phx_join", json!({}))
         .await;

@@ -36,6 +36,8 @@ async fn two_browsers_share_a_live_comment_thread() {
             ("BANTER_RATE_COMMENT_PER_MINUTE", "60"),
             ("BANTER_RATE_COMMENT_BURST", "5"),
             ("BANTER_ACCESS_TOKEN_TTL_SECS", "10"),
+            // The default budget, so a flood shows "N comments skipped — show".
+            ("BANTER_WS_MAX_COMMENTS_PER_SECOND_PER_VIEWER", "20"),
         ],
     )
     .await;
@@ -68,6 +70,7 @@ async fn two_browsers_share_a_live_comment_thread() {
         "01-two-viewers-desktop",
         "04-caught-up-phone",
         "06-rate-limited-phone",
+        "07-skipped-desktop",
     ] {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
     }

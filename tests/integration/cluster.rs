@@ -22,6 +22,10 @@ fn node_env(
         ("BANTER_REDIS_PREFIX", prefix.to_owned()),
         ("BANTER_RATE_COMMENT_PER_MINUTE", "100000".to_owned()),
         ("BANTER_RATE_COMMENT_BURST", "100000".to_owned()),
+        (
+            "BANTER_WS_MAX_COMMENTS_PER_SECOND_PER_VIEWER",
+            "0".to_owned(),
+        ),
         ("BANTER_SHUTDOWN_TIMEOUT_SECS", "1".to_owned()),
         ("BANTER_DRAIN_WINDOW_SECS", "0".to_owned()),
     ]
@@ -43,15 +47,23 @@ async fn node(
     role: &str,
     repair_secs: &str,
 ) -> TestApp {
-    let env = node_env(
-        db,
-        redis,
-        prefix,
-        &[
-            ("BANTER_ROLE", role),
-            ("BANTER_WS_REPAIR_INTERVAL_SECS", repair_secs),
-        ],
-    );
+    node_with(db, redis, prefix, role, repair_secs, &[]).await
+}
+
+async fn node_with(
+    db: &str,
+    redis: &RedisServer,
+    prefix: &str,
+    role: &str,
+    repair_secs: &str,
+    extra: &[(&str, &str)],
+) -> TestApp {
+    let mut settings = vec![
+        ("BANTER_ROLE", role),
+        ("BANTER_WS_REPAIR_INTERVAL_SECS", repair_secs),
+    ];
+    settings.extend_from_slice(extra);
+    let env = node_env(db, redis, prefix, &settings);
     TestApp::spawn_env(env, None, Some(db.to_owned())).await
 }
 
@@ -610,4 +622,85 @@ async fn comments_posted_during_a_redis_outage_arrive_as_soon_as_it_is_back() {
     .await
     .expect("the comments made during the outage arrived once Redis was back");
     assert_eq!(arrived, vec![1, 2, 3]);
+}
+
+/// What a viewer was told of new comments, in order: `(seq, seq)` for a comment, `(from, to)`
+/// for a `comments_skipped` run; read until every seq up to `last` is covered.
+async fn told_until(ws: &mut WsClient, last: i64) -> Vec<(String, i64, i64)> {
+    let mut told = Vec::new();
+    let mut covered = 0;
+    while covered < last {
+        let frame = ws.frame().await;
+        let (from, to) = match frame[3].as_str() {
+            Some("comment_created") => (
+                frame[4]["seq"].as_i64().unwrap(),
+                frame[4]["seq"].as_i64().unwrap(),
+            ),
+            Some("comments_skipped") => {
+                let (from, to) = (
+                    frame[4]["from_seq"].as_i64().unwrap(),
+                    frame[4]["to_seq"].as_i64().unwrap(),
+                );
+                assert_eq!(frame[4]["count"].as_i64(), Some(to - from + 1));
+                (from, to)
+            }
+            _ => continue,
+        };
+        covered = covered.max(to);
+        told.push((frame[3].as_str().unwrap().to_owned(), from, to));
+    }
+    told
+}
+
+/// The delivery budget across nodes: a flood posted on the api node reaches viewers on two
+/// realtime nodes as the same sample with the same `comments_skipped` markers, which together
+/// cover every seq exactly once and in order; the author's own socket gets all of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_budget_two_realtime_nodes_send_the_same_sample_and_markers() {
+    let db = PgCluster::shared().create_database().await;
+    let redis = RedisServer::start();
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let budget = [("BANTER_WS_MAX_COMMENTS_PER_SECOND_PER_VIEWER", "20")];
+    let api = node_with(&db, &redis, &prefix, "api", "3600", &budget).await;
+    let rt1 = node_with(&db, &redis, &prefix, "realtime", "3600", &budget).await;
+    let rt2 = node_with(&db, &redis, &prefix, "realtime", "3600", &budget).await;
+    for n in [&api, &rt1, &rt2] {
+        wait_ready(n).await;
+    }
+    let alice = api.register("alice").await;
+    let mut ws1 = watch(&rt1).await;
+    let mut ws2 = watch(&rt2).await;
+    let mut own = WsClient::connect_as(&rt2.address, Some(&alice.access_token)).await;
+    assert_eq!(own.join("comments:v1", json!({})).await[4]["status"], "ok");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // 80 comments as fast as REST takes them: far above 20/s.
+    const N: i64 = 80;
+    for i in 0..N {
+        assert_eq!(
+            api.post_comment(&alice.access_token, "v1", &format!("c{i}"))
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
+    }
+    let told1 = told_until(&mut ws1, N).await;
+    let told2 = told_until(&mut ws2, N).await;
+    assert_eq!(told1, told2, "the same sample and markers on both nodes");
+    let mut next = 1;
+    let mut sent = 0;
+    for (event, from, to) in &told1 {
+        assert_eq!(*from, next, "in order, each seq once: {told1:?}");
+        next = to + 1;
+        sent += usize::from(event == "comment_created");
+    }
+    assert_eq!(next, N + 1);
+    assert!(sent < N as usize, "the flood was sampled: {told1:?}");
+    // The author's socket got every one of its comments.
+    let mine: Vec<i64> = told_until(&mut own, N)
+        .await
+        .into_iter()
+        .filter(|(event, _, _)| event == "comment_created")
+        .map(|(_, seq, _)| seq)
+        .collect();
+    assert_eq!(mine, (1..=N).collect::<Vec<_>>());
 }

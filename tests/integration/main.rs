@@ -9,6 +9,7 @@ mod api_users;
 mod browser;
 mod cluster;
 mod frames;
+mod group_commit;
 mod js_client;
 mod load_tool;
 mod loopback_cluster;

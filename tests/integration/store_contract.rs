@@ -11,17 +11,7 @@ use time::OffsetDateTime;
 use crate::both_backends;
 
 async fn user(store: &Store, name: &str) -> UserId {
-    store
-        .primary()
-        .create_user(NewUser {
-            email: Email::parse(&format!("{name}@example.com")).unwrap(),
-            username: Username::parse(name).unwrap(),
-            password_hash: "x".into(),
-            role: Role::User,
-        })
-        .await
-        .unwrap()
-        .id
+    banter_tests::create_user(store, name).await
 }
 
 both_backends!(concurrent_writers_get_gap_free_seqs);

@@ -279,6 +279,56 @@ try {
   if (!limited) fail("no rate-limit message after 8 quick posts");
   await shot(a, "06-rate-limited-phone");
 
+  step("a flood on a hot video is sampled: 'N comments skipped — show' loads the rest in order");
+  const hot = await desktop.newPage();
+  await watchProblems(hot, "hot", problems);
+  await hot.goto(`${base}/videos/${video}-hot`);
+  await hot.waitForFunction(() => document.querySelector("#status").textContent === "Live");
+  // Six posters of five comments each, all at once over REST: far above 20 a second.
+  const posters = await Promise.all(
+    [...Array(6).keys()].map(async (i) => {
+      const name = `flood${i}${Date.now() % 100000}`;
+      const res = await fetch(`${base}/api/auth/register`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email: `${name}@example.com`, username: name, password: "correct horse battery", device_id: `d-${name}` }),
+      });
+      if (res.status !== 201) fail(`register ${name}: ${res.status}`);
+      return (await res.json()).access_token;
+    }),
+  );
+  const statuses = await Promise.all(
+    posters.flatMap((token, i) =>
+      [...Array(5).keys()].map((j) =>
+        fetch(`${base}/api/videos/${video}-hot/comments`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+          body: JSON.stringify({ body: `flood ${i}.${j}` }),
+        }).then((r) => r.status),
+      ),
+    ),
+  );
+  if (statuses.some((s) => s !== 201)) fail(`flood posts: ${statuses}`);
+  await hot.waitForSelector(".show-skipped", { timeout: 10000 });
+  await hot.waitForFunction(
+    () => {
+      const shown = [...document.querySelectorAll("#comments li[data-seq]:not(.skipped)")].length;
+      const skipped = [...document.querySelectorAll("#comments li.skipped")].reduce((n, li) => n + Number(li.dataset.remaining), 0);
+      return shown + skipped === 30;
+    },
+    null,
+    { timeout: 10000 },
+  );
+  await shot(hot, "07-skipped-desktop");
+  while ((await hot.$$(".show-skipped")).length > 0) {
+    await hot.click(".show-skipped");
+    await hot.waitForTimeout(100);
+  }
+  const hotSeqs = await seqs(hot);
+  if (JSON.stringify(hotSeqs) !== JSON.stringify([...Array(30).keys()].map((i) => i + 1)))
+    fail(`after showing the skipped comments: ${hotSeqs}`);
+  await hot.close();
+
   step("the phone layout does not scroll sideways; signing out disables posting");
   const overflow = await a.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   if (overflow > 0) fail(`the phone page is ${overflow}px wider than the screen`);

@@ -27,13 +27,14 @@ use actix_web::web;
 
 pub use access::{Denied, check_view};
 pub use auth::{
-    HashLimits, JwtKeys, MaybePrincipal, PasswordHasher, Principal, verify_access_token,
+    HashLimits, JwtKeys, MaybePrincipal, PasswordHasher, Principal, Verified, load_principal,
+    verify_access_token, verify_token,
 };
 pub use dto::CommentDto;
 pub use error::ApiError;
 pub use publish::{CommentEvent, CommentPublisher, NoopPublisher};
 pub use rate_limit::{Limit, RATE_LIMIT_NAMES, RATE_LIMITED_METRIC, RateLimitConfig};
-pub use routes::comments::post_comment;
+pub use routes::comments::{post_comment, post_comment_to_public};
 pub use routes::openapi::ApiDoc;
 pub use state::{ApiConfig, ApiState};
 

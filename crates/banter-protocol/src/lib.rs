@@ -37,6 +37,9 @@ pub mod events {
     pub const COMMENT_CREATED: &str = "comment_created";
     pub const COMMENT_UPDATED: &str = "comment_updated";
     pub const COMMENT_DELETED: &str = "comment_deleted";
+    /// `{from_seq, to_seq, count}`: comments of a very hot video this viewer was not sent
+    /// (the per-viewer delivery budget); they can be paged from REST.
+    pub const COMMENTS_SKIPPED: &str = "comments_skipped";
     pub const VIEWER_COUNT: &str = "viewer_count";
     /// Client → server on the `phoenix` topic: `{"token": "<fresh access token>"}` replaces the
     /// socket's token in place (same account), so it does not close when the old one expires.

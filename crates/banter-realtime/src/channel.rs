@@ -20,6 +20,7 @@ use banter_store::Store;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use crate::budget::DeliveryBudget;
 use crate::fanout::Fanout;
 pub(crate) use crate::fanout::Subscriber;
 use crate::metrics as m;
@@ -62,6 +63,7 @@ pub(crate) struct Channel {
     fanout: Fanout,
     sequence: Sequence,
     presence: TopicPresence,
+    budget: DeliveryBudget,
     last_count_sent: usize,
     /// The last `seq` broadcast to the subscribers: where a restart resumes.
     delivered_seq: i64,
@@ -78,6 +80,7 @@ impl Channel {
             fanout: Fanout::new(format!("comments:{video}")),
             sequence: Sequence::new(video.clone(), store, config.clone()),
             presence: TopicPresence::new(video.clone(), config.clone()),
+            budget: DeliveryBudget::new(config.max_comments_per_second_per_viewer),
             video,
             config,
             bus,
@@ -116,6 +119,9 @@ impl Channel {
         self.presence
             .publish_if_due(self.bus.as_ref(), self.fanout.len());
         self.broadcast_count_if_changed();
+        if let Some(run) = self.budget.flush_due(std::time::Instant::now()) {
+            self.broadcast(events::COMMENTS_SKIPPED, &run.payload());
+        }
         if self.sequence.has_pending() {
             self.catch_up().await;
         }
@@ -191,6 +197,19 @@ impl Channel {
         let caught_up = self.sequence.catch_up_for_join().await;
         self.deliver(caught_up);
         let (comments, recovered) = self.sequence.history(since_seq).await;
+        // A recovery replays within the budget too; what it leaves out is listed in the reply.
+        let (comments, skipped) = match (since_seq, self.budget.is_on()) {
+            (Some(_), true) => {
+                let own = subscriber.member.as_ref().map(|(id, _)| id.clone());
+                DeliveryBudget::sample(
+                    self.config.max_comments_per_second_per_viewer,
+                    comments,
+                    |c| (c.seq, c.created_at),
+                    |c| own.as_deref() == Some(c.user_id.to_string().as_str()),
+                )
+            }
+            _ => (comments, Vec::new()),
+        };
         // Replace an earlier join of the same session (duplicate join).
         self.leave(sid);
         let member = subscriber.member.clone();
@@ -209,6 +228,9 @@ impl Channel {
         });
         if let Some(recovered) = recovered {
             response["recovered"] = json!(recovered);
+        }
+        if !skipped.is_empty() {
+            response["skipped"] = skipped.iter().map(|run| run.payload()).collect();
         }
         let presence_state = if self.presence.lists_enabled() {
             self.presence.merged_state()
@@ -261,10 +283,27 @@ impl Channel {
         self.deliver(caught_up);
     }
 
-    /// Broadcasts creations the sequence released, in order.
+    /// Broadcasts creations the sequence released, in order, within the delivery budget: a
+    /// skipped comment goes to its author only, and the run it is part of is announced before
+    /// the next comment sent.
     fn deliver(&mut self, comments: Vec<Comment>) {
         for comment in comments {
-            self.broadcast(events::COMMENT_CREATED, &payloads::comment(&comment));
+            let verdict = self.budget.admit(comment.seq, comment.created_at);
+            if let Some(run) = verdict.marker {
+                self.broadcast(events::COMMENTS_SKIPPED, &run.payload());
+            }
+            let payload = payloads::comment(&comment);
+            if verdict.send {
+                self.broadcast(events::COMMENT_CREATED, &payload);
+            } else {
+                let author = comment.user_id.to_string();
+                for sid in self
+                    .fanout
+                    .send_to_user(&author, events::COMMENT_CREATED, &payload)
+                {
+                    self.leave(sid);
+                }
+            }
             self.delivered_seq = comment.seq;
         }
     }

@@ -68,6 +68,14 @@ fn seq_of(frame: bytes::Bytes) -> Option<i64> {
     (value[3] == events::COMMENT_CREATED).then(|| value[4]["seq"].as_i64().unwrap())
 }
 
+/// The default configuration with the delivery budget off: these tests count every comment.
+fn every_comment() -> RealtimeConfig {
+    RealtimeConfig {
+        max_comments_per_second_per_viewer: 0,
+        ..Default::default()
+    }
+}
+
 /// Starts the channel actor of `video`; the receiver completes when it stops.
 fn start(
     store: &Store,
@@ -115,12 +123,23 @@ async fn join_from(
     outq: Arc<Outq>,
     home: Option<crate::shard::Home>,
 ) -> Receiver {
+    join_as(tx, sid, outq, home, None).await
+}
+
+/// Joins subscriber `sid`, anonymous or as the member `(user id, username)`.
+async fn join_as(
+    tx: &actix::Addr<ChannelActor>,
+    sid: u64,
+    outq: Arc<Outq>,
+    home: Option<crate::shard::Home>,
+    member: Option<(String, String)>,
+) -> Receiver {
     let frames = Receiver::new(outq.clone());
     let (reply, joined) = oneshot::channel();
     let subscriber = Subscriber {
         outq,
         vsn: banter_protocol::Vsn::V2,
-        member: None,
+        member,
         phx_ref: format!("r{sid}"),
         home,
     };
@@ -140,7 +159,7 @@ async fn join_from(
 async fn viewers_on_another_worker_get_every_comment_in_order_through_its_shard() {
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
-    let (tx, _done) = start(&store, &video, RealtimeConfig::default());
+    let (tx, _done) = start(&store, &video, every_comment());
     // A second worker, as the HTTP server has one per core.
     let worker = actix_rt::Arbiter::new();
     let (home_tx, home_rx) = oneshot::channel();
@@ -207,7 +226,7 @@ async fn viewers_on_another_worker_get_every_comment_in_order_through_its_shard(
 async fn a_panicking_channel_restarts_and_its_viewers_lose_and_repeat_nothing() {
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
-    let (tx, done) = start(&store, &video, RealtimeConfig::default());
+    let (tx, done) = start(&store, &video, every_comment());
     let mut viewers = [join_anonymous(&tx).await, join_second(&tx).await];
     let committed = commit(&store, &video, author, 6).await;
     let event = |i: usize| Command::Event(BusEvent::new(ChangeKind::Created, committed[i].clone()));
@@ -266,7 +285,7 @@ async fn a_panicking_channel_restarts_and_its_viewers_lose_and_repeat_nothing() 
 async fn lost_reordered_and_duplicated_bus_events_reach_viewers_in_seq_order_once() {
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
-    let (tx, done) = start(&store, &video, RealtimeConfig::default());
+    let (tx, done) = start(&store, &video, every_comment());
     let mut frames = join_anonymous(&tx).await;
 
     let committed = commit(&store, &video, author, 6).await;
@@ -305,7 +324,7 @@ async fn a_joiner_history_and_live_stream_meet_without_gap_or_overlap() {
             .await
             .unwrap();
     }
-    let (tx, _done) = start(&store, &video, RealtimeConfig::default());
+    let (tx, _done) = start(&store, &video, every_comment());
     // A comment committed whose bus event has not arrived yet when the viewer joins.
     let body = CommentBody::parse("in flight").unwrap();
     let in_flight = store
@@ -387,4 +406,145 @@ async fn other_nodes_count_and_list_until_they_stop_heart_beating() {
         counts.contains(&4),
         "1 local + 3 on the other node: {counts:?}"
     );
+}
+
+/// What a viewer was told about new comments, in order: a comment, or a skipped run.
+#[derive(Debug, PartialEq, Eq)]
+enum Told {
+    Comment(i64),
+    Skipped(i64, i64),
+}
+
+fn told(frame: bytes::Bytes) -> Option<Told> {
+    let value: Value = serde_json::from_str(&crate::wire::text_of(&frame)).unwrap();
+    match value[3].as_str()? {
+        events::COMMENT_CREATED => Some(Told::Comment(value[4]["seq"].as_i64()?)),
+        events::COMMENTS_SKIPPED => {
+            let (from, to) = (value[4]["from_seq"].as_i64()?, value[4]["to_seq"].as_i64()?);
+            assert_eq!(value[4]["count"].as_i64(), Some(to - from + 1));
+            Some(Told::Skipped(from, to))
+        }
+        _ => None,
+    }
+}
+
+/// Reads until the viewer was told about every seq up to `last` (sent or skipped).
+async fn told_until(frames: &mut Receiver, last: i64) -> Vec<Told> {
+    let mut out = Vec::new();
+    let mut covered = 0;
+    while covered < last {
+        let frame = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+            .await
+            .unwrap_or_else(|_| panic!("told up to {covered} of {last}: {out:?}"))
+            .unwrap();
+        let Some(item) = told(frame) else { continue };
+        covered = covered.max(match item {
+            Told::Comment(seq) => seq,
+            Told::Skipped(_, to) => to,
+        });
+        out.push(item);
+    }
+    out
+}
+
+/// Joins subscriber `sid` signed in as `user`; returns its frames.
+async fn join_member(tx: &actix::Addr<ChannelActor>, sid: u64, user: UserId) -> Receiver {
+    let member = Some((user.to_string(), "alice".into()));
+    join_as(tx, sid, Arc::new(Outq::new(256, 1 << 20)), None, member).await
+}
+
+#[actix_rt::test]
+async fn over_the_budget_two_nodes_send_the_same_sample_and_markers_cover_every_skipped_seq() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    // Two nodes' channels of one topic, fed the same bus events.
+    let (node_a, _a) = start(&store, &video, RealtimeConfig::default());
+    let (node_b, _b) = start(&store, &video, RealtimeConfig::default());
+    let mut viewer_a = join_anonymous(&node_a).await;
+    let mut viewer_b = join_anonymous(&node_b).await;
+    let mut own = join_member(&node_a, 2, author).await;
+    // 60 comments committed back to back: far above 20/s.
+    let committed = commit(&store, &video, author, 60).await;
+    for node in [&node_a, &node_b] {
+        for comment in &committed {
+            node.send(Command::Event(BusEvent::new(
+                ChangeKind::Created,
+                comment.clone(),
+            )))
+            .await
+            .unwrap();
+        }
+    }
+    let told_a = told_until(&mut viewer_a, 60).await;
+    let told_b = told_until(&mut viewer_b, 60).await;
+    assert_eq!(
+        told_a, told_b,
+        "the same sample and the same markers on both nodes"
+    );
+    // In order, and every seq exactly once: sent, or inside one marker.
+    let mut next = 1;
+    let mut sent = 0;
+    for item in &told_a {
+        match *item {
+            Told::Comment(seq) => {
+                assert_eq!(seq, next, "{told_a:?}");
+                next += 1;
+                sent += 1;
+            }
+            Told::Skipped(from, to) => {
+                assert_eq!(from, next, "{told_a:?}");
+                next = to + 1;
+            }
+        }
+    }
+    assert_eq!(next, 61);
+    assert!((5..60).contains(&sent), "a sample was sent: {told_a:?}");
+    // The author got every one of their own comments, with the markers too.
+    let told_own = told_until(&mut own, 60).await;
+    let own_seqs: Vec<i64> = told_own
+        .iter()
+        .filter_map(|t| match t {
+            Told::Comment(seq) => Some(*seq),
+            Told::Skipped(..) => None,
+        })
+        .collect();
+    assert_eq!(own_seqs, (1..=60).collect::<Vec<_>>());
+    // It is told of the skipped runs too (the last one after the flush delay).
+    let mut marked = told_own.iter().any(|t| matches!(t, Told::Skipped(..)));
+    while !marked {
+        let frame = tokio::time::timeout(Duration::from_secs(5), own.recv())
+            .await
+            .expect("a marker for the author too")
+            .unwrap();
+        marked = matches!(told(frame), Some(Told::Skipped(..)));
+    }
+}
+
+#[actix_rt::test]
+async fn a_recovery_over_the_budget_replays_a_sample_and_lists_what_it_skipped() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    commit(&store, &video, author, 60).await;
+    let (tx, _done) = start(&store, &video, RealtimeConfig::default());
+    let (_frames, ok) = join_since(&tx, Some(0)).await;
+    let replayed: Vec<i64> = ok.response["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["seq"].as_i64().unwrap())
+        .collect();
+    let skipped = ok.response["skipped"].as_array().expect("skipped runs");
+    assert!(replayed.len() < 60, "{replayed:?}");
+    let mut covered: Vec<i64> = replayed.clone();
+    for run in skipped {
+        let (from, to) = (
+            run["from_seq"].as_i64().unwrap(),
+            run["to_seq"].as_i64().unwrap(),
+        );
+        assert_eq!(run["count"].as_i64(), Some(to - from + 1));
+        covered.extend(from..=to);
+    }
+    covered.sort_unstable();
+    assert_eq!(covered, (1..=60).collect::<Vec<_>>());
+    assert_eq!(ok.response["recovered"], true);
 }

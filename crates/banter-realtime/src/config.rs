@@ -40,6 +40,9 @@ pub struct RealtimeConfig {
     /// The most comments a `since_seq` join recovers; further back it answers
     /// `recovered: false` with the latest page.
     pub max_recovery: usize,
+    /// New comments per second one viewer of a topic is sent; above it a topic sends the same
+    /// sample to everyone and `comments_skipped` markers for the rest (`budget.rs`). 0: off.
+    pub max_comments_per_second_per_viewer: u32,
     /// Minimum interval between `viewer_count` broadcasts of one topic.
     pub viewer_count_interval: Duration,
     /// How often a channel re-reads its tail from the database, to deliver comments whose bus
@@ -81,6 +84,7 @@ impl Default for RealtimeConfig {
             history_page: 50,
             recovery_window: 1000,
             max_recovery: 1000,
+            max_comments_per_second_per_viewer: 20,
             viewer_count_interval: Duration::from_secs(1),
             repair_interval: Duration::from_secs(5),
             presence_heartbeat: Duration::from_secs(3),

@@ -44,6 +44,8 @@ pub(crate) struct Fanout {
     remote: HashMap<u64, ThreadId>,
     /// One shard per other worker with subscribers, and how many it holds.
     shards: HashMap<ThreadId, (Shard, usize)>,
+    /// Signed-in subscribers by user id, for what only its author is sent.
+    by_user: HashMap<String, Vec<u64>>,
     report_slow: Option<ReportSlow>,
 }
 
@@ -56,6 +58,7 @@ impl Fanout {
             local: HashSet::new(),
             remote: HashMap::new(),
             shards: HashMap::new(),
+            by_user: HashMap::new(),
             report_slow: None,
         }
     }
@@ -84,6 +87,9 @@ impl Fanout {
             .clone()
             .filter(|home| home.thread != self.own);
         let add = ShardMessage::Add(sid, subscriber.outq.clone(), subscriber.vsn);
+        if let Some((user, _)) = &subscriber.member {
+            self.by_user.entry(user.clone()).or_default().push(sid);
+        }
         self.subscribers.insert(sid, subscriber);
         let (Some(home), Some(report)) = (home, &self.report_slow) else {
             self.local.insert(sid);
@@ -116,6 +122,14 @@ impl Fanout {
     pub fn remove(&mut self, sid: u64) -> Option<Subscriber> {
         let subscriber = self.subscribers.remove(&sid)?;
         self.local.remove(&sid);
+        if let Some((user, _)) = &subscriber.member
+            && let Some(sids) = self.by_user.get_mut(user)
+        {
+            sids.retain(|s| *s != sid);
+            if sids.is_empty() {
+                self.by_user.remove(user);
+            }
+        }
         if let Some(thread) = self.remote.remove(&sid)
             && let Some((shard, members)) = self.shards.get_mut(&thread)
         {
@@ -135,6 +149,7 @@ impl Fanout {
         self.local.clear();
         self.remote.clear();
         self.shards.clear();
+        self.by_user.clear();
     }
 
     pub fn outqs(&self) -> impl Iterator<Item = &Arc<Outq>> {
@@ -195,6 +210,41 @@ impl Fanout {
         metrics::counter!(m::FANOUT_DELIVERIES).increment(delivered);
         metrics::counter!(m::MESSAGES_OUT).increment(delivered);
         metrics::histogram!(m::FANOUT).record(started.elapsed());
+        slow
+    }
+
+    /// Sends to the subscribers signed in as `user` only, in order with every broadcast (a
+    /// subscriber on another worker is offered to by that worker's shard, behind what it
+    /// already queued). Returns the slow consumers found here, as `broadcast` does.
+    #[must_use = "slow consumers must leave the topic"]
+    pub fn send_to_user(&mut self, user: &str, event: &'static str, payload: &Value) -> Vec<u64> {
+        let Some(sids) = self.by_user.get(user) else {
+            return Vec::new();
+        };
+        let frame = SharedFrame::new(&self.topic, event, payload.to_string());
+        let mut slow = Vec::new();
+        let mut by_shard: HashMap<ThreadId, Vec<u64>> = HashMap::new();
+        for sid in sids {
+            if let Some(thread) = self.remote.get(sid) {
+                by_shard.entry(*thread).or_default().push(*sid);
+            } else if let Some(s) = self.subscribers.get(sid) {
+                if s.outq.offer(frame.bytes(s.vsn)) {
+                    metrics::counter!(m::FANOUT_DELIVERIES).increment(1);
+                    metrics::counter!(m::MESSAGES_OUT).increment(1);
+                } else {
+                    slow.push(*sid);
+                }
+            }
+        }
+        for (thread, sids) in by_shard {
+            let sent = self
+                .shards
+                .get(&thread)
+                .is_some_and(|(shard, _)| shard.send(ShardMessage::OfferTo(sids, frame.clone())));
+            if !sent {
+                slow.extend(self.drop_shard(thread));
+            }
+        }
         slow
     }
 }

@@ -28,6 +28,7 @@
 
 #[doc(hidden)]
 pub mod bench;
+mod budget;
 mod channel;
 mod channel_actor;
 mod config;

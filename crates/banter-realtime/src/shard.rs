@@ -53,6 +53,8 @@ pub(crate) enum ShardMessage {
     Add(u64, Arc<Outq>, Vsn),
     Remove(u64),
     Offer(Arc<SharedFrame>),
+    /// Offer to these subscribers only (an author's own comment that the budget skipped).
+    OfferTo(Vec<u64>, Arc<SharedFrame>),
 }
 
 /// The channel's end of one shard.
@@ -93,14 +95,32 @@ async fn run(mut rx: mpsc::Receiver<ShardMessage>, report_slow: ReportSlow) {
                     .filter(|(_, (outq, vsn))| !outq.offer(frame.bytes(*vsn)))
                     .map(|(sid, _)| *sid)
                     .collect();
-                let delivered = (subscribers.len() - slow.len()) as u64;
-                metrics::counter!(m::FANOUT_DELIVERIES).increment(delivered);
-                metrics::counter!(m::MESSAGES_OUT).increment(delivered);
+                count_delivered((subscribers.len() - slow.len()) as u64);
                 for sid in slow {
                     subscribers.remove(&sid);
                     report_slow(sid);
                 }
             }
+            ShardMessage::OfferTo(sids, frame) => {
+                let mut delivered = 0;
+                for sid in sids {
+                    let Some((outq, vsn)) = subscribers.get(&sid) else {
+                        continue;
+                    };
+                    if outq.offer(frame.bytes(*vsn)) {
+                        delivered += 1;
+                    } else {
+                        subscribers.remove(&sid);
+                        report_slow(sid);
+                    }
+                }
+                count_delivered(delivered);
+            }
         }
     }
+}
+
+fn count_delivered(delivered: u64) {
+    metrics::counter!(m::FANOUT_DELIVERIES).increment(delivered);
+    metrics::counter!(m::MESSAGES_OUT).increment(delivered);
 }

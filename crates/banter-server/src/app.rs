@@ -138,6 +138,9 @@ impl Application {
                 public: Arc::new(crate::public_videos::PublicVideos::new(
                     std::time::Duration::from_millis(settings.ws_public_video_cache_ms),
                 )),
+                principals: Arc::new(crate::principals::Principals::new(
+                    std::time::Duration::from_millis(settings.ws_principal_cache_ms),
+                )),
             });
             web::Data::new(Hub::new(
                 store.clone(),

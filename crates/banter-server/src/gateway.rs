@@ -11,6 +11,7 @@ use banter_core::{AccessChange, Comment, CommentBody, User, VideoId};
 use banter_protocol::reasons;
 use banter_realtime::{Gateway, Refusal, Viewer};
 
+use crate::principals::Principals;
 use crate::public_videos::PublicVideos;
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -18,6 +19,35 @@ pub struct ApiGateway {
     pub state: Arc<ApiState>,
     /// Skips the visibility read for videos known to be public (see `public_videos`).
     pub public: Arc<PublicVideos>,
+    /// Skips the session read for sessions seen alive a moment ago (see `principals`).
+    pub principals: Arc<Principals>,
+}
+
+/// A token's principal: signature and expiry checked every time, the session read from the
+/// database unless it was seen alive within the cache's lifetime.
+async fn principal(
+    state: &ApiState,
+    principals: &Principals,
+    token: &str,
+) -> Result<banter_api::Principal, ApiError> {
+    let verified = banter_api::verify_token(state, token)?;
+    if let Some(user) = principals.get(verified.user, &verified.device, verified.session) {
+        return Ok(banter_api::Principal {
+            user,
+            device_id: verified.device,
+            session_id: verified.session,
+            expires_at: verified.expires_at,
+        });
+    }
+    let generation = principals.generation();
+    let found = banter_api::load_principal(state, verified).await?;
+    principals.remember(
+        found.device_id.clone(),
+        found.session_id,
+        found.user.clone(),
+        generation,
+    );
+    Ok(found)
 }
 
 fn refusal(err: ApiError) -> Refusal {
@@ -30,8 +60,9 @@ fn refusal(err: ApiError) -> Refusal {
 impl Gateway for ApiGateway {
     fn authenticate(&self, token: String) -> BoxFuture<'static, Result<Viewer, Refusal>> {
         let state = self.state.clone();
+        let principals = self.principals.clone();
         Box::pin(async move {
-            let principal = banter_api::verify_access_token(&state, &token)
+            let principal = principal(&state, &principals, &token)
                 .await
                 .map_err(refusal)?;
             Ok(Viewer {
@@ -90,26 +121,35 @@ impl Gateway for ApiGateway {
         body: String,
     ) -> BoxFuture<'static, Result<Comment, Refusal>> {
         let state = self.state.clone();
+        let principals = self.principals.clone();
+        let public = self.public.is_public(&video);
         Box::pin(async move {
-            // Re-check the token: the account or device may have been revoked since connecting.
-            let principal = banter_api::verify_access_token(&state, &viewer.token)
+            // Re-check the token: the account or device may have been revoked since connecting
+            // (a revocation clears the cached session on every node at once).
+            let principal = principal(&state, &principals, &viewer.token)
                 .await
                 .map_err(refusal)?;
             let body = CommentBody::parse(&body).map_err(|e| refusal(e.into()))?;
-            banter_api::post_comment(&state, &principal, &video, &body)
-                .await
-                .map_err(refusal)
+            let posted = if public {
+                banter_api::post_comment_to_public(&state, &principal, &video, &body).await
+            } else {
+                banter_api::post_comment(&state, &principal, &video, &body).await
+            };
+            posted.map_err(refusal)
         })
     }
 
     fn access_changed(&self, change: &AccessChange) {
-        if let AccessChange::Video(video) = change {
-            self.public.forget(video);
+        match change {
+            AccessChange::Video(video) => self.public.forget(video),
+            AccessChange::User(user) => self.principals.forget(*user),
+            AccessChange::Member { .. } => {}
         }
     }
 
     fn forget_cached_access(&self) {
         self.public.forget_all();
+        self.principals.forget_all();
     }
 }
 

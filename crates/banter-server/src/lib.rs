@@ -8,6 +8,7 @@ mod gateway;
 mod health;
 mod methods;
 pub mod metrics;
+mod principals;
 mod public_videos;
 pub mod settings;
 pub mod telemetry;

@@ -103,6 +103,9 @@ pub struct Settings {
     pub ws_allow_anonymous: bool,
     /// How long a video seen to be public is trusted for joins without a database read.
     pub ws_public_video_cache_ms: u64,
+    /// How long a socket's session (user, device, session) read alive is trusted without a
+    /// database read; an access change of the user clears it on every node. 0: off.
+    pub ws_principal_cache_ms: u64,
     /// Comma-separated origins allowed to open sockets, or `*`; empty means same origin only.
     pub ws_allowed_origins: String,
     pub ws_max_connections_per_ip: usize,
@@ -112,6 +115,9 @@ pub struct Settings {
     pub ws_idle_timeout_secs: u64,
     pub ws_outbox_capacity: usize,
     pub ws_outbox_bytes: usize,
+    /// New comments per second one viewer of a topic is sent before the topic samples and
+    /// marks the rest `comments_skipped`; 0 sends every comment.
+    pub ws_max_comments_per_second_per_viewer: u32,
     pub presence_member_limit: usize,
     /// Seconds between a channel's re-reads of its tail (repairs lost bus messages).
     pub ws_repair_interval_secs: u64,
@@ -153,6 +159,7 @@ web_enabled = true
 web_demo_videos = "intro,launch-party,ask-me-anything"
 ws_allow_anonymous = true
 ws_public_video_cache_ms = 2000
+ws_principal_cache_ms = 2000
 ws_allowed_origins = ""
 ws_max_connections_per_ip = 10000
 ws_max_channels_per_socket = 100
@@ -161,6 +168,7 @@ ws_max_frame_bytes = 65536
 ws_idle_timeout_secs = 60
 ws_outbox_capacity = 1024
 ws_outbox_bytes = 1048576
+ws_max_comments_per_second_per_viewer = 20
 presence_member_limit = 1000
 ws_repair_interval_secs = 5
 presence_node_timeout_secs = 15
@@ -285,6 +293,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(self.ws_idle_timeout_secs),
             outbox_capacity: self.ws_outbox_capacity,
             outbox_bytes: self.ws_outbox_bytes,
+            max_comments_per_second_per_viewer: self.ws_max_comments_per_second_per_viewer,
             presence_member_limit: self.presence_member_limit,
             repair_interval: Duration::from_secs(self.ws_repair_interval_secs.max(1)),
             node_timeout: Duration::from_secs(self.presence_node_timeout_secs.max(1)),

@@ -1,9 +1,11 @@
 //! Comments and the per-video order (`seq`).
 //!
-//! `seq` is assigned inside the inserting transaction by incrementing `videos.last_seq`. The row
-//! lock taken by that `UPDATE` serialises writers of one video (and only of that video), and a
-//! rolled-back insert rolls back its increment, so committed comments get 1, 2, 3, … with no
-//! gaps. On SQLite the single writer connection gives the same guarantee.
+//! New comments are committed in batches per video (`group_commit.rs` decides what goes in a
+//! batch). A batch's `seq`s are assigned inside its transaction by adding the batch's size to
+//! `videos.last_seq`. The row lock taken by that `UPDATE` serialises writers of one video (and
+//! only of that video, across nodes too), and a rolled-back batch rolls back its increment, so
+//! committed comments get 1, 2, 3, … with no gaps. On SQLite the single writer connection gives
+//! the same guarantee.
 
 use banter_core::{Comment, CommentBody, CommentId, UserId, VideoId};
 use time::OffsetDateTime;
@@ -99,9 +101,82 @@ async fn list_comments(
     Ok(rows)
 }
 
+/// Commits one batch of new comments for `video` in one transaction: creates the video if
+/// needed, takes a block of `seq`s with one row update, inserts every comment with one
+/// multi-row `INSERT`, and reads them back (with their authors' names) before the commit. The
+/// comments get consecutive `seq`s in the order given, and all share one `created_at`.
+pub(crate) async fn insert_batch(
+    pool: &Pool,
+    video: &VideoId,
+    batch: &[(UserId, &CommentBody)],
+) -> Result<Vec<Comment>, StoreError> {
+    const SELECT: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at \
+         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.video_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq";
+    // Microseconds: what both backends store, so the answer equals a later read.
+    let now = OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now);
+    let count = i64::try_from(batch.len()).map_err(anyhow::Error::from)?;
+    let rows = on_pool!(pool, |p| {
+        let mut tx = p.begin().await?;
+        sqlx::query(
+            "INSERT INTO videos (id, visibility, last_seq, created_at) VALUES ($1, 'public', 0, $2) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(video.as_ref())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let last: i64 = sqlx::query_scalar(
+            "UPDATE videos SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq",
+        )
+        .bind(video.as_ref())
+        .bind(count)
+        .fetch_one(&mut *tx)
+        .await?;
+        let first = last - count;
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO comments (id, video_id, seq, user_id, body, created_at, updated_at) ",
+        );
+        insert.push_values(
+            batch.iter().zip(first + 1..),
+            |mut row, ((author, body), seq)| {
+                row.push_bind(CommentId::generate().as_uuid())
+                    .push_bind(video.as_ref())
+                    .push_bind(seq)
+                    .push_bind(author.as_uuid())
+                    .push_bind(body.as_ref())
+                    .push_bind(now)
+                    .push_bind(now);
+            },
+        );
+        insert.build().execute(&mut *tx).await?;
+        let rows = sqlx::query_as::<_, CommentRow>(SELECT)
+            .bind(video.as_ref())
+            .bind(first)
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(rows)
+    })?;
+    if rows.len() != batch.len() {
+        return Err(anyhow::anyhow!(
+            "a committed batch of {} comments read back {}",
+            batch.len(),
+            rows.len()
+        )
+        .into());
+    }
+    rows.into_iter().map(TryInto::try_into).collect()
+}
+
 impl PrimaryPool {
     /// Commits a comment and assigns it the video's next `seq`, creating the video (public, no
-    /// owner) if this is its first comment.
+    /// owner) if this is its first comment. Comments for one video that arrive while another
+    /// batch of it commits are committed together (`group_commit.rs`); the answer comes after
+    /// the commit.
     #[tracing::instrument(name = "db.create_comment", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn create_comment(
         &self,
@@ -109,47 +184,14 @@ impl PrimaryPool {
         author: UserId,
         body: &CommentBody,
     ) -> Result<Comment, StoreError> {
-        let now = OffsetDateTime::now_utc();
-        let id = CommentId::generate().as_uuid();
-        on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
-            sqlx::query(
-                "INSERT INTO videos (id, visibility, last_seq, created_at) VALUES ($1, 'public', 0, $2) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(video.as_ref())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let seq: i64 = sqlx::query_scalar(
-                "UPDATE videos SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-            )
-            .bind(video.as_ref())
-            .fetch_one(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO comments (id, video_id, seq, user_id, body, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
-            )
-            .bind(id)
-            .bind(video.as_ref())
-            .bind(seq)
-            .bind(author.as_uuid())
-            .bind(body.as_ref())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(())
-        })?;
-        self.get_comment(CommentId::from_uuid(id))
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("a committed comment was not found").into())
+        self.group_commit()
+            .submit(self.pool(), video, author, body)
+            .await
     }
 
     #[tracing::instrument(name = "db.get_comment", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn get_comment(&self, id: CommentId) -> Result<Option<Comment>, StoreError> {
-        get_comment(self.pool(), id)
+        get_comment(self.reads(), id)
             .await?
             .map(TryInto::try_into)
             .transpose()
@@ -207,7 +249,7 @@ impl PrimaryPool {
         page: CommentPage,
         limit: u32,
     ) -> Result<Vec<Comment>, StoreError> {
-        let rows = list_comments(self.pool(), video, page, limit).await?;
+        let rows = list_comments(self.reads(), video, page, limit).await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 }

@@ -138,7 +138,7 @@ impl PrimaryPool {
              EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = $3 AND t.user_id = u.id \
                      AND t.device_id = $2 AND t.revoked_at IS NULL) AS session_active \
              FROM users u LEFT JOIN user_devices d ON d.user_id = u.id AND d.device_id = $2 WHERE u.id = $1";
-        let row = on_pool!(self.pool(), |p| {
+        let row = on_pool!(self.reads(), |p| {
             sqlx::query_as::<_, PrincipalRow>(SQL)
                 .bind(user_id.as_uuid())
                 .bind(device_id.as_ref())

@@ -1,21 +1,49 @@
 //! `PrimaryPool`: the handle for writes and read-your-writes reads. Entity modules add their
 //! methods to it (`users.rs`, `comments.rs`, …).
 
+use std::sync::Arc;
+
 use crate::StoreError;
 use crate::backend::{Pool, on_pool};
+use crate::group_commit::{GroupCommit, GroupCommitStats};
 
 #[derive(Clone, Debug)]
 pub struct PrimaryPool {
     pool: Pool,
+    /// Where read-your-writes reads run: the primary itself on PostgreSQL; on SQLite the
+    /// read-only WAL connections, which see every committed write, so reads do not queue
+    /// behind the single writer connection.
+    reads: Pool,
+    /// New comments' per-video batches; shared by every clone of this pool.
+    group_commit: Arc<GroupCommit>,
 }
 
 impl PrimaryPool {
-    pub(crate) fn new(pool: Pool) -> Self {
-        Self { pool }
+    /// A primary whose read-your-writes reads run on `reads` (see the field).
+    pub(crate) fn new(pool: Pool, reads: Pool) -> Self {
+        Self {
+            pool,
+            reads,
+            group_commit: Arc::default(),
+        }
+    }
+
+    pub(crate) fn group_commit(&self) -> &Arc<GroupCommit> {
+        &self.group_commit
+    }
+
+    /// Batches of new comments committed so far, and the comments in them.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.group_commit.stats()
     }
 
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The pool for reads that must see every committed write (not for writes).
+    pub(crate) fn reads(&self) -> &Pool {
+        &self.reads
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {

@@ -89,7 +89,7 @@ impl Store {
         Ok(Self {
             backend: Backend::Postgres,
             reads: ReadPool::new(primary.clone(), replicas, config),
-            primary: PrimaryPool::new(primary),
+            primary: PrimaryPool::new(primary.clone(), primary),
         })
     }
 
@@ -120,10 +120,11 @@ impl Store {
             .connect_with(options.read_only(true))
             .await
             .context("opening the SQLite database for reading")?;
+        let reader = Pool::Sqlite(reader);
         Ok(Self {
             backend: Backend::Sqlite,
-            primary: PrimaryPool::new(Pool::Sqlite(writer)),
-            reads: ReadPool::new(Pool::Sqlite(reader), Vec::new(), config),
+            primary: PrimaryPool::new(Pool::Sqlite(writer), reader.clone()),
+            reads: ReadPool::new(reader, Vec::new(), config),
         })
     }
 

@@ -83,7 +83,7 @@ impl PrimaryPool {
 
     #[tracing::instrument(name = "db.get_user", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        get_user(self.pool(), id)
+        get_user(self.reads(), id)
             .await?
             .map(TryInto::try_into)
             .transpose()

@@ -82,7 +82,7 @@ impl PrimaryPool {
 
     #[tracing::instrument(name = "db.get_video", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn get_video(&self, id: &VideoId) -> Result<Option<Video>, StoreError> {
-        get_video(self.pool(), id)
+        get_video(self.reads(), id)
             .await?
             .map(TryInto::try_into)
             .transpose()
@@ -131,7 +131,7 @@ impl PrimaryPool {
 
     #[tracing::instrument(name = "db.is_member", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn is_member(&self, video: &VideoId, user: UserId) -> Result<bool, StoreError> {
-        Ok(is_member(self.pool(), video, user).await?)
+        Ok(is_member(self.reads(), video, user).await?)
     }
 }
 

@@ -256,6 +256,57 @@ function update(c) {
   if (li) renderComment(li, c);
 }
 
+// ---- Skipped runs (the server's delivery budget on a very hot video) -----------------------
+
+const PAGE = 100;
+
+// A placeholder "N comments skipped — show" for seqs from..to, in seq order in the list.
+function markSkipped({ from_seq: from, to_seq: to }) {
+  let missing = 0;
+  for (let seq = from; seq <= to; seq += 1) if (!bySeq.has(seq)) missing += 1;
+  lastSeq = Math.max(lastSeq, to);
+  if (missing === 0) return; // all shown already (your own, or in the join's page)
+  const li = document.createElement("li");
+  li.className = "skipped";
+  li.dataset.seq = from;
+  li.dataset.to = to;
+  const button = li.appendChild(document.createElement("button"));
+  button.type = "button";
+  button.className = "show-skipped";
+  li.dataset.remaining = missing;
+  button.textContent = `${missing} comments skipped — show`;
+  button.addEventListener("click", () => showSkipped(li));
+  let after = null;
+  for (const node of list.querySelectorAll("li[data-seq]")) {
+    if (Number(node.dataset.seq) > from) {
+      after = node;
+      break;
+    }
+  }
+  list.insertBefore(li, after ?? $("#pending-anchor"));
+}
+
+// Loads a skipped run from REST, a page at a time; the placeholder shrinks to what is left.
+async function showSkipped(li) {
+  const button = li.querySelector("button");
+  button.disabled = true;
+  const from = Number(li.dataset.seq);
+  const to = Number(li.dataset.to);
+  try {
+    const url = `/api/videos/${encodeURIComponent(videoId)}/comments?after=${from - 1}&before=${to + 1}&limit=${PAGE}`;
+    const page = await fetch(url);
+    if (!page.ok) throw new Error(`HTTP ${page.status}`);
+    const { comments } = await page.json();
+    const loadedTo = comments.length ? comments[comments.length - 1].seq : to;
+    li.remove();
+    comments.forEach(insert);
+    if (loadedTo < to) markSkipped({ from_seq: loadedTo + 1, to_seq: to });
+  } catch {
+    button.disabled = false;
+    button.textContent = `${li.dataset.remaining} comments skipped — could not load, retry`;
+  }
+}
+
 function replaceAll(comments) {
   for (const li of bySeq.values()) li.remove();
   bySeq.clear();
@@ -294,6 +345,7 @@ function connect() {
     if (lastSeq > 0 && c.seq > lastSeq + 1) fillGap(c);
     else insert(c);
   });
+  channel.on("comments_skipped", markSkipped);
   channel.on("comment_updated", update);
   channel.on("comment_deleted", update);
   channel.on("viewer_count", ({ count }) => showWatching(count));
@@ -304,12 +356,13 @@ function connect() {
   });
   channel
     .join()
-    .receive("ok", ({ comments, viewers, recovered }) => {
+    .receive("ok", ({ comments, viewers, recovered, skipped = [] }) => {
       if (recovered === false) {
         notice.textContent = "You were away for a while: showing the latest comments.";
         replaceAll(comments);
       } else {
         comments.forEach(insert);
+        skipped.forEach(markSkipped);
       }
       showWatching(viewers);
     })

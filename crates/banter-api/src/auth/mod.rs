@@ -6,7 +6,7 @@ mod password;
 mod principal;
 mod refresh;
 
-pub use jwt::{JwtKeys, TokenError};
+pub use jwt::{JwtKeys, TokenError, Verified};
 pub use password::{HashLimits, PasswordHasher};
-pub use principal::{MaybePrincipal, Principal, verify_access_token};
+pub use principal::{MaybePrincipal, Principal, load_principal, verify_access_token, verify_token};
 pub use refresh::{RefreshToken, SuccessorKey, hash_refresh_token};

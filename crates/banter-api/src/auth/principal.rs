@@ -10,7 +10,7 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use banter_core::{DeviceId, User};
 
-use super::TokenError;
+use super::{TokenError, Verified};
 use crate::{ApiError, ApiState, codes};
 
 #[derive(Clone, Debug)]
@@ -25,10 +25,21 @@ pub struct Principal {
 
 /// Verifies an access token and loads its user, for any transport (HTTP or WebSocket).
 pub async fn verify_access_token(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
-    let verified = state.jwt.verify(token).map_err(|e| match e {
+    load_principal(state, verify_token(state, token)?).await
+}
+
+/// The token's signature and expiry only: who it names, with no database read. A caller that
+/// keeps principals (the socket gateway's bounded cache) follows with [`load_principal`].
+pub fn verify_token(state: &ApiState, token: &str) -> Result<Verified, ApiError> {
+    state.jwt.verify(token).map_err(|e| match e {
         TokenError::Expired => ApiError::unauthorized(codes::TOKEN_EXPIRED, e.to_string()),
         TokenError::Invalid => ApiError::unauthorized(codes::INVALID_TOKEN, e.to_string()),
-    })?;
+    })
+}
+
+/// The user behind a verified token, read on the primary: still active, device not revoked,
+/// session not ended.
+pub async fn load_principal(state: &ApiState, verified: Verified) -> Result<Principal, ApiError> {
     let user = state
         .store
         .primary()

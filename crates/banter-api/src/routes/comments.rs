@@ -117,6 +117,19 @@ pub async fn post_comment(
     let primary = state.store.primary();
     let video = primary.get_video(video_id).await?;
     check_view(primary, video.as_ref(), Some(&principal.user)).await??;
+    post_comment_to_public(state, principal, video_id, body).await
+}
+
+/// [`post_comment`] without the visibility read, for a caller that knows the video is public
+/// (the socket gateway's cache of public videos, which every access change clears): rate
+/// limits, commit, then publish.
+pub async fn post_comment_to_public(
+    state: &ApiState,
+    principal: &Principal,
+    video_id: &VideoId,
+    body: &CommentBody,
+) -> Result<banter_core::Comment, ApiError> {
+    let primary = state.store.primary();
     state
         .limits
         .comment_per_user
