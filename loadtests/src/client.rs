@@ -451,8 +451,18 @@ impl Client {
 
     fn delivered(&mut self, seq: i64, body: &str) {
         self.recorder().counters.deliveries.fetch_add(1, Relaxed);
+        let own = body
+            .strip_prefix(MARKER)
+            .and_then(|rest| rest.strip_prefix(self.shared.run_tag.as_str()))
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|rest| rest.split_once(' '))
+            .is_some_and(|(id, _)| id == self.spec.id.to_string());
         if let Some(tracker) = &mut self.tracker {
-            tracker.live(seq);
+            if own {
+                tracker.own(seq);
+            } else {
+                tracker.live(seq);
+            }
         }
         if let Some(sent_us) = body
             .strip_prefix(MARKER)

@@ -42,6 +42,11 @@ pub struct SeqTracker {
     baseline: i64,
     /// The highest `seq` received so far (starts at the baseline).
     highest: i64,
+    /// The highest `seq` accounted for by what every viewer gets (comments other than the
+    /// viewer's own, and markers). A gap above it may still be covered by a marker on its way
+    /// (the viewer's own comment arrives at once, the marker of the run around it later), so at
+    /// the end such a gap is late, not lost.
+    shared: i64,
     /// Disjoint, sorted, inclusive ranges of missing `seq`s below `highest`.
     missing: Vec<(i64, i64)>,
     /// `seq`s abandoned because the server could not replay them (`recovered: false`).
@@ -55,6 +60,7 @@ impl SeqTracker {
         SeqTracker {
             baseline,
             highest: baseline,
+            shared: baseline,
             missing: Vec::new(),
             abandoned: 0,
             counts: SeqCounts::default(),
@@ -84,8 +90,17 @@ impl SeqTracker {
         true
     }
 
+    /// A live broadcast of the viewer's own comment (sent to its author even when the
+    /// delivery budget skips it for everyone else).
+    pub fn own(&mut self, seq: i64) {
+        let shared = self.shared;
+        self.live(seq);
+        self.shared = shared;
+    }
+
     /// A live broadcast.
     pub fn live(&mut self, seq: i64) {
+        self.shared = self.shared.max(seq);
         if self.advance(seq) {
             self.counts.delivered += 1;
         } else if self.take_missing(seq) {
@@ -99,6 +114,7 @@ impl SeqTracker {
     /// A comment replayed by a recovery join. Comments the viewer already had are expected
     /// there (the replay starts below the oldest gap) and are not duplicates.
     pub fn replayed(&mut self, seq: i64) {
+        self.shared = self.shared.max(seq);
         if self.advance(seq) || self.take_missing(seq) {
             self.counts.recovered += 1;
         }
@@ -108,6 +124,7 @@ impl SeqTracker {
     /// recovery's `skipped` run). Those `seq`s are accounted for unless they already arrived
     /// (an author's own comments are sent to them anyway).
     pub fn skipped(&mut self, from: i64, to: i64) {
+        self.shared = self.shared.max(to);
         let from = from.max(self.baseline + 1);
         if to < from {
             return;
@@ -181,14 +198,21 @@ impl SeqTracker {
     /// The final counts once the topic's last `seq` is known.
     pub fn finish(&self, final_seq: i64) -> SeqCounts {
         let final_seq = final_seq.max(self.highest);
-        let gaps: u64 = self
-            .missing
-            .iter()
-            .map(|&(start, end)| (end - start + 1) as u64)
-            .sum();
+        // Gaps above what everyone was told may still be covered by a marker in flight.
+        let (mut gaps, mut pending) = (0u64, 0u64);
+        for &(start, end) in &self.missing {
+            let lost_end = end.min(self.shared);
+            if lost_end >= start {
+                gaps += (lost_end - start + 1) as u64;
+            }
+            let pending_start = start.max(self.shared + 1);
+            if end >= pending_start {
+                pending += (end - pending_start + 1) as u64;
+            }
+        }
         SeqCounts {
             lost: gaps + self.abandoned,
-            late: (final_seq - self.highest) as u64,
+            late: (final_seq - self.highest) as u64 + pending,
             expected: (final_seq - self.baseline) as u64,
             ..self.counts
         }
@@ -241,6 +265,22 @@ mod tests {
         t.skipped(4, 5);
         let c = t.finish(5);
         assert_eq!((c.delivered, c.skipped, c.lost), (1, 2, 2));
+    }
+
+    #[test]
+    fn a_gap_before_an_own_comment_with_no_marker_yet_is_late_not_lost() {
+        let mut t = SeqTracker::new(0);
+        t.live(1);
+        t.own(5); // 2..=4 skipped for everyone; their marker is still on its way at the stop
+        let c = t.finish(5);
+        assert_eq!((c.delivered, c.lost, c.late), (2, 0, 3));
+        // Once a later comment for everyone arrived, the gap is a real loss.
+        let mut t = SeqTracker::new(0);
+        t.live(1);
+        t.own(5);
+        t.live(6);
+        let c = t.finish(6);
+        assert_eq!((c.delivered, c.lost, c.late), (3, 3, 0));
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! `seq` while no other message is processed, so what a joiner gets in its reply and what it
 //! gets live afterwards meet exactly: no gap, no overlap.
 //!
+//! Over the delivery budget (`budget.rs`) a topic holds its comment events for up to [`HOLD`]
+//! and sends each run of them as one burst (a join first sends what is held, since its history
+//! already includes it); below the budget every event goes out at once.
+//!
 //! Kept out: the actor (`channel_actor.rs`), ordering and repair (`sequence.rs`), presence
 //! bookkeeping (`topic_presence.rs`), encoding and offering frames (`fanout.rs`).
 
@@ -56,6 +60,19 @@ pub(crate) enum Command {
     Panic,
 }
 
+/// While a topic is over the delivery budget, its broadcasts are held this long at most and
+/// sent together: each socket then takes a slot's marker and sample in one write.
+pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_millis(25);
+/// A topic counts as over the budget this long after it last skipped a comment.
+const HOT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A broadcast held back while the topic is over its budget, in order.
+enum Held {
+    Everyone(&'static str, Value),
+    /// A skipped comment for its author's sockets only.
+    Author(String, Value),
+}
+
 pub(crate) struct Channel {
     video: VideoId,
     config: Arc<RealtimeConfig>,
@@ -64,6 +81,9 @@ pub(crate) struct Channel {
     sequence: Sequence,
     presence: TopicPresence,
     budget: DeliveryBudget,
+    /// Until when the topic is over its budget (see `HOLD`).
+    hot_until: Option<std::time::Instant>,
+    held: Vec<Held>,
     last_count_sent: usize,
     /// The last `seq` broadcast to the subscribers: where a restart resumes.
     delivered_seq: i64,
@@ -81,6 +101,8 @@ impl Channel {
             sequence: Sequence::new(video.clone(), store, config.clone()),
             presence: TopicPresence::new(video.clone(), config.clone()),
             budget: DeliveryBudget::new(config.max_comments_per_second_per_viewer),
+            hot_until: None,
+            held: Vec::new(),
             video,
             config,
             bus,
@@ -120,7 +142,7 @@ impl Channel {
             .publish_if_due(self.bus.as_ref(), self.fanout.len());
         self.broadcast_count_if_changed();
         if let Some(run) = self.budget.flush_due(std::time::Instant::now()) {
-            self.broadcast(events::COMMENTS_SKIPPED, &run.payload());
+            self.emit(None, events::COMMENTS_SKIPPED, run.payload());
         }
         if self.sequence.has_pending() {
             self.catch_up().await;
@@ -185,6 +207,8 @@ impl Channel {
         subscriber: Subscriber,
         since_seq: Option<i64>,
     ) -> Result<JoinOk, Refusal> {
+        // What is held was cut into the history already: send it before this subscriber joins.
+        self.flush_held();
         if !self.sequence.is_loaded() {
             self.sequence.load().await;
             if !self.sequence.is_loaded() {
@@ -196,6 +220,7 @@ impl Channel {
         }
         let caught_up = self.sequence.catch_up_for_join().await;
         self.deliver(caught_up);
+        self.flush_held();
         let (comments, recovered) = self.sequence.history(since_seq).await;
         // A recovery replays within the budget too; what it leaves out is listed in the reply.
         let (comments, skipped) = match (since_seq, self.budget.is_on()) {
@@ -272,7 +297,7 @@ impl Channel {
                 } else {
                     events::COMMENT_DELETED
                 };
-                self.broadcast(name, &payloads::comment(&comment));
+                self.emit(None, name, payloads::comment(&comment));
             }
         }
     }
@@ -289,22 +314,75 @@ impl Channel {
     fn deliver(&mut self, comments: Vec<Comment>) {
         for comment in comments {
             let verdict = self.budget.admit(comment.seq, comment.created_at);
+            if verdict.marker.is_some() || !verdict.send {
+                self.hot_until = Some(std::time::Instant::now() + HOT_FOR);
+            }
             if let Some(run) = verdict.marker {
-                self.broadcast(events::COMMENTS_SKIPPED, &run.payload());
+                self.emit(None, events::COMMENTS_SKIPPED, run.payload());
             }
             let payload = payloads::comment(&comment);
-            if verdict.send {
-                self.broadcast(events::COMMENT_CREATED, &payload);
-            } else {
-                let author = comment.user_id.to_string();
-                for sid in self
-                    .fanout
-                    .send_to_user(&author, events::COMMENT_CREATED, &payload)
-                {
-                    self.leave(sid);
+            let author = (!verdict.send).then(|| comment.user_id.to_string());
+            self.emit(author, events::COMMENT_CREATED, payload);
+            self.delivered_seq = comment.seq;
+        }
+    }
+
+    /// Sends a comment event to everyone (or, `to` a user, to that author's sockets only); held
+    /// back while the topic is over its budget, so that the burst goes out together.
+    fn emit(&mut self, to: Option<String>, event: &'static str, payload: Value) {
+        let hot = self
+            .hot_until
+            .is_some_and(|until| std::time::Instant::now() < until);
+        match (hot, to) {
+            (true, None) => self.held.push(Held::Everyone(event, payload)),
+            (true, Some(user)) => self.held.push(Held::Author(user, payload)),
+            (false, None) => {
+                self.flush_held();
+                self.broadcast(event, &payload);
+            }
+            (false, Some(user)) => {
+                self.flush_held();
+                self.send_to_author(&user, &payload);
+            }
+        }
+    }
+
+    /// Whether broadcasts are held and a flush is owed within `HOLD`.
+    pub fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Sends what is held, in order: each run of broadcasts to everyone as one burst.
+    pub fn flush_held(&mut self) {
+        let mut burst: Vec<(&'static str, Value)> = Vec::new();
+        for held in std::mem::take(&mut self.held) {
+            match held {
+                Held::Everyone(event, payload) => burst.push((event, payload)),
+                Held::Author(user, payload) => {
+                    self.send_burst(&mut burst);
+                    self.send_to_author(&user, &payload);
                 }
             }
-            self.delivered_seq = comment.seq;
+        }
+        self.send_burst(&mut burst);
+    }
+
+    fn send_burst(&mut self, burst: &mut Vec<(&'static str, Value)>) {
+        if burst.is_empty() {
+            return;
+        }
+        for sid in self.fanout.broadcast_burst(burst) {
+            self.leave(sid);
+        }
+        burst.clear();
+    }
+
+    fn send_to_author(&mut self, user: &str, payload: &Value) {
+        for sid in self
+            .fanout
+            .send_to_user(user, events::COMMENT_CREATED, payload)
+        {
+            self.leave(sid);
         }
     }
 

@@ -49,6 +49,8 @@ enum Stop {
 pub(crate) struct ChannelActor {
     channel: Rc<RefCell<Channel>>,
     on_idle: Option<Box<dyn FnOnce()>>,
+    /// A flush of held broadcasts is scheduled (see `channel::HOLD`).
+    flush_due: bool,
 }
 
 impl ChannelActor {
@@ -60,6 +62,7 @@ impl ChannelActor {
             ChannelActor {
                 channel: Rc::new(RefCell::new(channel)),
                 on_idle: Some(Box::new(on_idle)),
+                flush_due: false,
             }
         })
     }
@@ -87,7 +90,20 @@ impl ChannelActor {
             if stop == Stop::IfIdle && actor.channel.borrow().is_idle() {
                 ctx.stop();
             }
+            actor.schedule_flush(ctx);
         }));
+    }
+
+    /// Held broadcasts go out `HOLD` after the first was held, between two pieces of work.
+    fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flush_due || !self.channel.borrow().has_held() {
+            return;
+        }
+        self.flush_due = true;
+        ctx.run_later(crate::channel::HOLD, |actor, _ctx| {
+            actor.flush_due = false;
+            actor.channel.borrow_mut().flush_held();
+        });
     }
 }
 

@@ -185,8 +185,22 @@ impl Fanout {
     /// subscribed. Shards report theirs to the channel themselves.
     #[must_use = "slow consumers must leave the topic"]
     pub fn broadcast(&mut self, event: &'static str, payload: &Value) -> Vec<u64> {
+        self.offer_all(SharedFrame::new(&self.topic, event, payload.to_string()))
+    }
+
+    /// Like `broadcast`, for several broadcasts at once: one buffer of consecutive frames, so
+    /// each socket takes the burst in one offer and one write.
+    #[must_use = "slow consumers must leave the topic"]
+    pub fn broadcast_burst(&mut self, items: &[(&'static str, Value)]) -> Vec<u64> {
+        let items = items
+            .iter()
+            .map(|(event, payload)| (*event, payload.to_string()))
+            .collect();
+        self.offer_all(SharedFrame::burst(&self.topic, items))
+    }
+
+    fn offer_all(&mut self, frame: Arc<SharedFrame>) -> Vec<u64> {
         let started = std::time::Instant::now();
-        let frame = SharedFrame::new(&self.topic, event, payload.to_string());
         let mut slow: Vec<u64> = self
             .local
             .iter()
@@ -197,7 +211,7 @@ impl Fanout {
             })
             .copied()
             .collect();
-        let delivered = (self.local.len() - slow.len()) as u64;
+        let delivered = ((self.local.len() - slow.len()) * frame.len()) as u64;
         let lagging: Vec<ThreadId> = self
             .shards
             .iter()

@@ -95,7 +95,7 @@ async fn run(mut rx: mpsc::Receiver<ShardMessage>, report_slow: ReportSlow) {
                     .filter(|(_, (outq, vsn))| !outq.offer(frame.bytes(*vsn)))
                     .map(|(sid, _)| *sid)
                     .collect();
-                count_delivered((subscribers.len() - slow.len()) as u64);
+                count_delivered(((subscribers.len() - slow.len()) * frame.len()) as u64);
                 for sid in slow {
                     subscribers.remove(&sid);
                     report_slow(sid);

@@ -14,40 +14,58 @@ use actix_http::ws::{CloseCode, CloseReason, Codec, Message};
 use banter_protocol::{Frame, Vsn, encode_broadcast};
 use bytes::{Bytes, BytesMut};
 
-/// A broadcast encoded once per serializer version and shared by every subscriber.
+/// A broadcast (or a burst of them) encoded once per serializer version and shared by every
+/// subscriber.
 pub struct SharedFrame {
     topic: String,
-    event: &'static str,
-    payload: String,
+    /// Each broadcast's event and payload; a burst becomes consecutive WebSocket frames in one
+    /// buffer, so a socket takes it in one offer and one write.
+    items: Vec<(&'static str, String)>,
     v2: OnceLock<Bytes>,
     v1: OnceLock<Bytes>,
 }
 
 impl SharedFrame {
     pub fn new(topic: &str, event: &'static str, payload: String) -> Arc<Self> {
+        Self::burst(topic, vec![(event, payload)])
+    }
+
+    /// Several broadcasts as one buffer of consecutive frames, in order.
+    pub fn burst(topic: &str, items: Vec<(&'static str, String)>) -> Arc<Self> {
         Arc::new(Self {
             topic: topic.to_owned(),
-            event,
-            payload,
+            items,
             v2: OnceLock::new(),
             v1: OnceLock::new(),
         })
     }
 
-    /// The whole WebSocket frame for `vsn` (a cheap reference-counted clone), encoded on first
-    /// use only.
+    /// How many broadcasts the buffer holds.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The whole WebSocket frame(s) for `vsn` (a cheap reference-counted clone), encoded on
+    /// first use only.
     pub fn bytes(&self, vsn: Vsn) -> Bytes {
         let cell = match vsn {
             Vsn::V2 => &self.v2,
             Vsn::V1 => &self.v1,
         };
         cell.get_or_init(|| {
-            encode(encode_broadcast(
-                vsn,
-                &self.topic,
-                self.event,
-                &self.payload,
-            ))
+            let frame = |(event, payload): &(&'static str, String)| {
+                encode(encode_broadcast(vsn, &self.topic, event, payload))
+            };
+            match self.items.as_slice() {
+                [one] => frame(one),
+                many => {
+                    let mut buf = BytesMut::new();
+                    for item in many {
+                        buf.extend_from_slice(&frame(item));
+                    }
+                    buf.freeze()
+                }
+            }
         })
         .clone()
     }
@@ -92,6 +110,24 @@ pub fn text_of(frame: &[u8]) -> String {
     }
 }
 
+/// The texts of the whole text frames one buffer holds (a burst holds several).
+#[cfg(test)]
+pub fn texts_of(frames: &[u8]) -> Vec<String> {
+    use actix_codec::Decoder;
+    let mut buf = BytesMut::from(frames);
+    let mut codec = Codec::new().client_mode();
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        match codec.decode(&mut buf) {
+            Ok(Some(actix_http::ws::Frame::Text(text))) => {
+                out.push(String::from_utf8(text.to_vec()).expect("UTF-8"))
+            }
+            other => panic!("not whole text frames: {other:?}"),
+        }
+    }
+    out
+}
+
 fn write(message: Message) -> Bytes {
     let mut buf = BytesMut::new();
     Codec::new()
@@ -133,6 +169,29 @@ mod tests {
             panic!("a text frame")
         };
         assert!(v1.starts_with(b"{\"topic\""));
+    }
+
+    #[test]
+    fn a_burst_is_consecutive_whole_frames_in_one_buffer_in_order() {
+        let burst = SharedFrame::burst(
+            "comments:v",
+            vec![
+                (
+                    "comments_skipped",
+                    r#"{"from_seq":1,"to_seq":4,"count":4}"#.into(),
+                ),
+                ("comment_created", r#"{"seq":5}"#.into()),
+            ],
+        );
+        assert_eq!(burst.len(), 2);
+        let texts = texts_of(&burst.bytes(Vsn::V2));
+        assert_eq!(
+            texts,
+            [
+                r#"[null,null,"comments:v","comments_skipped",{"from_seq":1,"to_seq":4,"count":4}]"#,
+                r#"[null,null,"comments:v","comment_created",{"seq":5}]"#,
+            ]
+        );
     }
 
     #[test]
