@@ -95,6 +95,7 @@ pub async fn fanout(
             sid,
             subscriber,
             since_seq: None,
+            announce: None,
             reply,
         })
         .await

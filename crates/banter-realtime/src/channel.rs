@@ -38,11 +38,18 @@ pub(crate) struct JoinOk {
     pub presence_state: Value,
 }
 
+/// Encodes a join's reply frames (the `phx_reply` and `presence_state`) for the joiner's socket.
+/// The channel queues them on the socket before it adds the subscriber, so no broadcast can
+/// reach the socket ahead of its join reply.
+pub(crate) type Announce = Box<dyn FnOnce(&JoinOk) -> Vec<bytes::Bytes> + Send>;
+
 pub(crate) enum Command {
     Join {
         sid: u64,
         subscriber: Subscriber,
         since_seq: Option<i64>,
+        /// `None`: the caller sends the reply itself (tests, benches).
+        announce: Option<Announce>,
         reply: oneshot::Sender<Result<JoinOk, Refusal>>,
     },
     Leave {
@@ -170,9 +177,10 @@ impl Channel {
                 sid,
                 subscriber,
                 since_seq,
+                announce,
                 reply,
             } => {
-                let result = self.join(sid, subscriber, since_seq).await;
+                let result = self.join(sid, subscriber, since_seq, announce).await;
                 let _ = reply.send(result);
             }
             Command::Leave { sid } => self.leave(sid),
@@ -206,6 +214,7 @@ impl Channel {
         sid: u64,
         subscriber: Subscriber,
         since_seq: Option<i64>,
+        announce: Option<Announce>,
     ) -> Result<JoinOk, Refusal> {
         // What is held was cut into the history already: send it before this subscriber joins.
         self.flush_held();
@@ -239,17 +248,12 @@ impl Channel {
         self.leave(sid);
         let member = subscriber.member.clone();
         let phx_ref = subscriber.phx_ref.clone();
-        for slow in self.fanout.insert(sid, subscriber) {
-            self.leave(slow);
-        }
-        metrics::gauge!(m::VIEWERS).increment(1.0);
-        if let Some(diff) = self.presence.join(member, phx_ref) {
-            self.broadcast(events::PRESENCE_DIFF, &diff);
-        }
+        let diff = self.presence.join(member, phx_ref);
         let mut response = json!({
             "comments": comments.iter().map(payloads::comment).collect::<Vec<_>>(),
             "last_seq": self.sequence.last_seq(),
-            "viewers": self.total_viewers(),
+            // This subscriber included: it is added below.
+            "viewers": self.total_viewers() + 1,
         });
         if let Some(recovered) = recovered {
             response["recovered"] = json!(recovered);
@@ -262,10 +266,24 @@ impl Channel {
         } else {
             json!({})
         };
-        Ok(JoinOk {
+        let ok = JoinOk {
             response,
             presence_state,
-        })
+        };
+        // The reply goes on the socket before the subscriber can be offered any broadcast.
+        if let Some(announce) = announce {
+            for frame in announce(&ok) {
+                subscriber.outq.push_own(frame);
+            }
+        }
+        for slow in self.fanout.insert(sid, subscriber) {
+            self.leave(slow);
+        }
+        metrics::gauge!(m::VIEWERS).increment(1.0);
+        if let Some(diff) = diff {
+            self.broadcast(events::PRESENCE_DIFF, &diff);
+        }
+        Ok(ok)
     }
 
     fn leave(&mut self, sid: u64) {
@@ -345,6 +363,11 @@ impl Channel {
                 self.send_to_author(&user, &payload);
             }
         }
+    }
+
+    /// Whether creations wait behind a gap (a repair is owed within `sequence::GAP_WAIT`).
+    pub fn has_gap(&self) -> bool {
+        self.sequence.has_pending()
     }
 
     /// Whether broadcasts are held and a flush is owed within `HOLD`.

@@ -51,6 +51,11 @@ pub(crate) struct ChannelActor {
     on_idle: Option<Box<dyn FnOnce()>>,
     /// A flush of held broadcasts is scheduled (see `channel::HOLD`).
     flush_due: bool,
+    /// A repair of a gap is scheduled (see `sequence::GAP_WAIT`).
+    repair_due: bool,
+    /// Repairs tried for the open gap: each waits twice as long, up to a second (a database
+    /// that is down is not asked 20 times a second).
+    repairs: u32,
 }
 
 impl ChannelActor {
@@ -63,6 +68,8 @@ impl ChannelActor {
                 channel: Rc::new(RefCell::new(channel)),
                 on_idle: Some(Box::new(on_idle)),
                 flush_due: false,
+                repair_due: false,
+                repairs: 0,
             }
         })
     }
@@ -91,7 +98,31 @@ impl ChannelActor {
                 ctx.stop();
             }
             actor.schedule_flush(ctx);
+            actor.schedule_repair(ctx);
         }));
+    }
+
+    /// A gap still open `GAP_WAIT` after it appeared is filled from the database.
+    fn schedule_repair(&mut self, ctx: &mut Context<Self>) {
+        if !self.channel.borrow().has_gap() {
+            self.repairs = 0;
+            return;
+        }
+        if self.repair_due {
+            return;
+        }
+        self.repair_due = true;
+        let wait = (crate::sequence::GAP_WAIT * 2u32.pow(self.repairs.min(5)))
+            .min(std::time::Duration::from_secs(1));
+        self.repairs += 1;
+        ctx.run_later(wait, |actor, ctx| {
+            actor.repair_due = false;
+            if actor.channel.borrow().has_gap() {
+                actor.exclusive(ctx, Stop::Never, |channel| async move {
+                    held(&channel).catch_up().await;
+                });
+            }
+        });
     }
 
     /// Held broadcasts go out `HOLD` after the first was held, between two pieces of work.

@@ -9,6 +9,7 @@ use banter_core::{CommentBody, Email, Role, UserId, Username};
 use banter_store::{NewUser, StoreConfig};
 
 use super::*;
+use crate::channel::Announce;
 use crate::channel_actor::ChannelActor;
 use crate::outq::{Outq, Receiver};
 
@@ -54,6 +55,7 @@ async fn join_since(tx: &actix::Addr<ChannelActor>, since_seq: Option<i64>) -> (
         sid: 1,
         subscriber,
         since_seq,
+        announce: None,
         reply: reply_tx,
     };
     tx.send(join).await.unwrap();
@@ -147,6 +149,7 @@ async fn join_as(
         sid,
         subscriber,
         since_seq: None,
+        announce: None,
         reply,
     })
     .await
@@ -211,6 +214,7 @@ async fn viewers_on_another_worker_get_every_comment_in_order_through_its_shard(
         sid: 9,
         subscriber: probe,
         since_seq: None,
+        announce: None,
         reply: count_tx,
     })
     .await
@@ -568,4 +572,55 @@ async fn a_recovery_over_the_budget_replays_a_sample_and_lists_what_it_skipped()
     covered.sort_unstable();
     assert_eq!(covered, (1..=60).collect::<Vec<_>>());
     assert_eq!(ok.response["recovered"], true);
+}
+
+#[actix_rt::test]
+async fn a_joiners_reply_is_on_its_socket_before_any_broadcast() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    let (tx, _done) = start(&store, &video, every_comment());
+    let _first = join_anonymous(&tx).await;
+    let committed = commit(&store, &video, author, 1).await;
+    let outq = Arc::new(Outq::new(64, 1 << 20));
+    let mut frames = Receiver::new(outq.clone());
+    let (reply, joined) = oneshot::channel();
+    let subscriber = Subscriber {
+        outq,
+        vsn: banter_protocol::Vsn::V2,
+        member: None,
+        phx_ref: "r2".into(),
+        home: None,
+    };
+    let announce: Announce = Box::new(|ok: &JoinOk| {
+        vec![crate::wire::encode(banter_protocol::Frame::Text(format!(
+            "reply last_seq={}",
+            ok.response["last_seq"]
+        )))]
+    });
+    // The join and a broadcast right behind it in the mailbox.
+    tx.send(Command::Join {
+        sid: 2,
+        subscriber,
+        since_seq: None,
+        announce: Some(announce),
+        reply,
+    })
+    .await
+    .unwrap();
+    tx.send(Command::Event(BusEvent::new(
+        ChangeKind::Created,
+        committed[0].clone(),
+    )))
+    .await
+    .unwrap();
+    assert!(joined.await.unwrap().is_ok());
+    let first = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        crate::wire::text_of(&first).starts_with("reply"),
+        "the reply comes first, not {}",
+        crate::wire::text_of(&first)
+    );
 }

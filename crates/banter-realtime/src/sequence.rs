@@ -24,6 +24,10 @@ use crate::RealtimeConfig;
 const FILL_BATCH: u32 = 500;
 /// A join re-reads the tail from the database at most this often (to repair lost tail events).
 const JOIN_CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+/// A gap is usually a reordering, not a loss: the missing creations are right behind in the
+/// mailbox (comments of one batch are published by several tasks). The channel waits this long
+/// for them before reading the database (`channel_actor.rs` schedules the repair).
+pub(crate) const GAP_WAIT: Duration = Duration::from_millis(50);
 
 pub(crate) struct Sequence {
     video: VideoId,
@@ -178,7 +182,8 @@ impl Sequence {
     }
 
     /// A creation from the bus: dropped if already delivered, delivered if next, otherwise
-    /// held while the gap before it is filled.
+    /// held until the gap before it is filled: by the missing events arriving, or by the
+    /// repair the channel runs [`GAP_WAIT`] later (at once when many are held).
     pub async fn created(&mut self, comment: Comment) -> Vec<Comment> {
         if comment.seq <= self.last_seq {
             return Vec::new();
@@ -190,7 +195,10 @@ impl Sequence {
             return out;
         }
         self.pending.insert(comment.seq, comment);
-        self.catch_up().await
+        if self.pending.len() >= FILL_BATCH as usize {
+            return self.catch_up().await;
+        }
+        Vec::new()
     }
 
     /// An edit or deletion from the bus: what it reveals must be delivered first (returned),

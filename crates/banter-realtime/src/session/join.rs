@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::{End, Joined, Reauth, Session};
 use crate::Refusal;
-use crate::channel::{Command, Subscriber};
+use crate::channel::{Announce, Command, Subscriber};
 use crate::hub::ChannelHandle;
 use crate::metrics as names;
 
@@ -81,8 +81,17 @@ impl Session {
                 .await;
         }
         let sid = self.hub.next_id();
-        let result = self.join_channel(&video, sid, since_seq, user).await;
-        let (joined_ok, channel) = match result {
+        let join_ref = m.join_ref.clone().or_else(|| m.msg_ref.clone());
+        let announce = announce(
+            self.vsn,
+            join_ref.clone(),
+            m.msg_ref.clone(),
+            m.topic.clone(),
+        );
+        let result = self
+            .join_channel(&video, sid, since_seq, user, announce)
+            .await;
+        let (_joined_ok, channel) = match result {
             Ok(ok) => ok,
             Err(refusal) => {
                 return self
@@ -91,23 +100,8 @@ impl Session {
             }
         };
         metrics::counter!(names::JOINS, "result" => "ok").increment(1);
-        let join_ref = m.join_ref.clone().or_else(|| m.msg_ref.clone());
-        if let Some(end) = self
-            .reply(&m, join_ref.as_deref(), "ok", joined_ok.response)
-            .await
-        {
-            return Some(end);
-        }
-        let state = encode_push(
-            self.vsn,
-            join_ref.as_deref(),
-            &m.topic,
-            events::PRESENCE_STATE,
-            &joined_ok.presence_state,
-        );
-        if let Some(end) = self.send(state).await {
-            return Some(end);
-        }
+        // The channel queued the reply and presence_state on this socket (see `announce`).
+        self.messages_out.increment(2);
         if let Some(previous) = previous {
             let jr = previous.join_ref.as_deref();
             let close = encode_reply_close(self.vsn, jr, &m.topic);
@@ -132,6 +126,7 @@ impl Session {
         sid: u64,
         since_seq: Option<i64>,
         user: Option<banter_core::User>,
+        announce: impl Fn() -> Announce,
     ) -> Result<(crate::channel::JoinOk, ChannelHandle), Refusal> {
         for _ in 0..3 {
             let channel = self.hub.channel(video);
@@ -149,6 +144,7 @@ impl Session {
                 sid,
                 subscriber,
                 since_seq,
+                announce: Some(announce()),
                 reply: tx,
             };
             match channel.tx.try_send(command) {
@@ -186,6 +182,37 @@ impl Session {
                 self.send(close).await
             }
         }
+    }
+}
+
+/// A join's reply frames, encoded by the channel when it admits the subscriber (so they are on
+/// the socket before any broadcast): `phx_reply` ok with the response, then `presence_state`.
+fn announce(
+    vsn: Vsn,
+    join_ref: Option<String>,
+    msg_ref: Option<String>,
+    topic: String,
+) -> impl Fn() -> Announce {
+    move || {
+        let (join_ref, msg_ref, topic) = (join_ref.clone(), msg_ref.clone(), topic.clone());
+        Box::new(move |ok: &crate::channel::JoinOk| {
+            let reply = banter_protocol::encode_reply(
+                vsn,
+                join_ref.as_deref(),
+                msg_ref.as_deref(),
+                &topic,
+                "ok",
+                &ok.response,
+            );
+            let state = encode_push(
+                vsn,
+                join_ref.as_deref(),
+                &topic,
+                events::PRESENCE_STATE,
+                &ok.presence_state,
+            );
+            vec![crate::wire::encode(reply), crate::wire::encode(state)]
+        })
     }
 }
 
