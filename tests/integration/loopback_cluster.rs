@@ -264,7 +264,10 @@ async fn draining_a_realtime_node_loses_no_comment() {
     let r = run.await.unwrap().expect("load run");
     let l = r.loss;
     assert!(r.totals.acked >= 100, "{}", r.summary());
-    assert_eq!(l.delivered + l.recovered + l.lost + l.late, l.expected);
+    assert_eq!(
+        l.delivered + l.recovered + l.skipped + l.lost + l.late,
+        l.expected
+    );
     assert_eq!(
         (l.lost, l.late, l.duplicates, l.out_of_order),
         (0, 0, 0, 0),

@@ -56,9 +56,55 @@ pub fn presence_diff(joins: Value, leaves: Value) -> Value {
     json!({"joins": joins, "leaves": leaves})
 }
 
+/// Folds a later `presence_diff` into an earlier one, so that one diff carries both. Applying
+/// the result (joins, then leaves, as the `phoenix` client's `Presence.syncDiff` does) gives the
+/// same state as applying the two in turn: metas are unique per join (`phx_ref`), so a meta that
+/// joined and left in between ends up removed, as it would have been.
+pub fn merge_presence_diff(into: &mut Value, later: Value) {
+    let Value::Object(later) = later else { return };
+    for (side, entries) in later {
+        let Value::Object(entries) = entries else {
+            continue;
+        };
+        let target = into
+            .as_object_mut()
+            .expect("a presence diff is an object")
+            .entry(side)
+            .or_insert_with(|| json!({}));
+        for (key, entry) in entries {
+            let metas = entry["metas"].as_array().cloned().unwrap_or_default();
+            match target.get_mut(&key).and_then(|e| e["metas"].as_array_mut()) {
+                Some(existing) => existing.extend(metas),
+                None => {
+                    target[&key] = json!({ "metas": metas });
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_diffs_carry_every_join_and_leave_of_both() {
+        let meta = |r: &str| json!({"phx_ref": r, "username": "u", "online_at": 0});
+        let mut first = presence_diff(json!({"u1": {"metas": [meta("r1")]}}), json!({}));
+        merge_presence_diff(
+            &mut first,
+            presence_diff(
+                json!({"u1": {"metas": [meta("r2")]}, "u2": {"metas": [meta("r3")]}}),
+                json!({"u1": {"metas": [meta("r1")]}}),
+            ),
+        );
+        assert_eq!(
+            first["joins"]["u1"]["metas"],
+            json!([meta("r1"), meta("r2")])
+        );
+        assert_eq!(first["joins"]["u2"]["metas"], json!([meta("r3")]));
+        assert_eq!(first["leaves"]["u1"]["metas"], json!([meta("r1")]));
+    }
 
     #[test]
     fn a_diff_always_has_joins_and_leaves() {

@@ -91,6 +91,9 @@ pub(crate) struct Channel {
     /// Until when the topic is over its budget (see `HOLD`).
     hot_until: Option<std::time::Instant>,
     held: Vec<Held>,
+    /// Presence changes since the last `presence_diff`, merged: a burst of joins is one diff
+    /// per `HOLD` instead of one broadcast to every viewer per join.
+    presence_diff: Option<Value>,
     last_count_sent: usize,
     /// The last `seq` broadcast to the subscribers: where a restart resumes.
     delivered_seq: i64,
@@ -110,6 +113,7 @@ impl Channel {
             budget: DeliveryBudget::new(config.max_comments_per_second_per_viewer),
             hot_until: None,
             held: Vec::new(),
+            presence_diff: None,
             video,
             config,
             bus,
@@ -143,8 +147,10 @@ impl Channel {
     /// count, and a retry of a gap that could not be filled.
     pub async fn tick(&mut self) {
         for diff in self.presence.expire() {
-            self.broadcast(events::PRESENCE_DIFF, &diff);
+            self.queue_presence_diff(diff);
         }
+        // Members before the count, as a client that lists them expects.
+        self.flush_presence();
         self.presence
             .publish_if_due(self.bus.as_ref(), self.fanout.len());
         self.broadcast_count_if_changed();
@@ -166,6 +172,7 @@ impl Channel {
 
     /// The node leaves the topic: the other nodes are told it has no viewers here any more.
     pub fn leave_topic(&mut self) {
+        self.presence_diff = None;
         self.fanout.clear();
         self.presence.clear_local();
         self.presence.publish(self.bus.as_ref(), 0);
@@ -195,7 +202,7 @@ impl Channel {
             }
             Command::Presence(snapshot) => {
                 if let Some(diff) = self.presence.on_remote(snapshot) {
-                    self.broadcast(events::PRESENCE_DIFF, &diff);
+                    self.queue_presence_diff(diff);
                 }
             }
             Command::CatchUp => self.catch_up().await,
@@ -281,7 +288,7 @@ impl Channel {
         }
         metrics::gauge!(m::VIEWERS).increment(1.0);
         if let Some(diff) = diff {
-            self.broadcast(events::PRESENCE_DIFF, &diff);
+            self.queue_presence_diff(diff);
         }
         Ok(ok)
     }
@@ -296,7 +303,7 @@ impl Channel {
             .presence
             .leave(subscriber.member.as_ref(), &subscriber.phx_ref)
         {
-            self.broadcast(events::PRESENCE_DIFF, &diff);
+            self.queue_presence_diff(diff);
         }
     }
 
@@ -372,7 +379,26 @@ impl Channel {
 
     /// Whether broadcasts are held and a flush is owed within `HOLD`.
     pub fn has_held(&self) -> bool {
-        !self.held.is_empty()
+        !self.held.is_empty() || self.presence_diff.is_some()
+    }
+
+    /// Sends everything held: comment events (`flush_held`) and the merged presence diff.
+    pub fn flush(&mut self) {
+        self.flush_held();
+        self.flush_presence();
+    }
+
+    fn flush_presence(&mut self) {
+        if let Some(diff) = self.presence_diff.take() {
+            self.broadcast(events::PRESENCE_DIFF, &diff);
+        }
+    }
+
+    fn queue_presence_diff(&mut self, diff: Value) {
+        match &mut self.presence_diff {
+            Some(pending) => payloads::merge_presence_diff(pending, diff),
+            None => self.presence_diff = Some(diff),
+        }
     }
 
     /// Sends what is held, in order: each run of broadcasts to everyone as one burst.

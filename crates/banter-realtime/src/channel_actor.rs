@@ -125,15 +125,18 @@ impl ChannelActor {
         });
     }
 
-    /// Held broadcasts go out `HOLD` after the first was held, between two pieces of work.
+    /// Held broadcasts and presence changes go out `HOLD` after the first was held, between
+    /// two pieces of work.
     fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
         if self.flush_due || !self.channel.borrow().has_held() {
             return;
         }
         self.flush_due = true;
-        ctx.run_later(crate::channel::HOLD, |actor, _ctx| {
+        ctx.run_later(crate::channel::HOLD, |actor, ctx| {
             actor.flush_due = false;
-            actor.channel.borrow_mut().flush_held();
+            actor.channel.borrow_mut().flush();
+            // Slow consumers dropped by the flush leave with a presence change of their own.
+            actor.schedule_flush(ctx);
         });
     }
 }

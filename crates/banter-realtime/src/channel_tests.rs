@@ -624,3 +624,61 @@ async fn a_joiners_reply_is_on_its_socket_before_any_broadcast() {
         crate::wire::text_of(&first)
     );
 }
+
+#[actix_rt::test]
+async fn a_burst_of_member_joins_is_one_presence_diff_carrying_all_of_them() {
+    let (store, _author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    let (tx, _done) = start(&store, &video, every_comment());
+    let mut observer = join_anonymous(&tx).await;
+    let members: Vec<UserId> = (0..10).map(|_| UserId::generate()).collect();
+    // All ten joins queued at once, as a burst of viewers arrives.
+    let mut replies = Vec::new();
+    for (i, user) in members.iter().enumerate() {
+        let (reply, joined) = oneshot::channel();
+        tx.send(Command::Join {
+            sid: 10 + i as u64,
+            subscriber: Subscriber {
+                outq: Arc::new(Outq::new(64, 1 << 20)),
+                vsn: banter_protocol::Vsn::V2,
+                member: Some((user.to_string(), format!("member{i}"))),
+                phx_ref: format!("m{i}"),
+                home: None,
+            },
+            since_seq: None,
+            announce: None,
+            reply,
+        })
+        .await
+        .unwrap();
+        replies.push(joined);
+    }
+    for joined in replies {
+        assert!(joined.await.unwrap().is_ok());
+    }
+    let mut diffs = 0;
+    let mut joined = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        let Ok(Some(frame)) =
+            tokio::time::timeout(Duration::from_millis(100), observer.recv()).await
+        else {
+            continue;
+        };
+        for text in crate::wire::texts_of(&frame) {
+            let value: Value = serde_json::from_str(&text).unwrap();
+            if value[3] == events::PRESENCE_DIFF {
+                diffs += 1;
+                joined.extend(value[4]["joins"].as_object().unwrap().keys().cloned());
+            }
+        }
+    }
+    let expected: std::collections::BTreeSet<String> =
+        members.iter().map(|u| u.to_string()).collect();
+    assert_eq!(joined, expected, "every member's join is announced");
+    assert!(
+        diffs < members.len(),
+        "{diffs} diffs for {} joins",
+        members.len()
+    );
+}
