@@ -109,6 +109,9 @@ struct Client {
     tracker: Option<SeqTracker>,
     /// Set at a storm's drop until the rejoin succeeds.
     storm_drop: Option<Instant>,
+    /// How this client's own comment bodies begin (`bl <run> <client> `): what it posts, and
+    /// how it recognises its own comments among the deliveries.
+    own_prefix: String,
     next_post: u64,
     next_ref: u64,
 }
@@ -119,12 +122,14 @@ pub async fn run(
     control: watch::Receiver<Control>,
 ) -> ClientOutcome {
     let topic = TopicPicker::topic(&spec.video);
+    let own_prefix = format!("{MARKER}{} {} ", shared.run_tag, spec.id);
     let mut client = Client {
         spec,
         shared,
         topic,
         tracker: None,
         storm_drop: None,
+        own_prefix,
         next_post: 0,
         next_ref: 0,
     };
@@ -401,10 +406,7 @@ impl Client {
                     let intended = post_at.expect("guarded");
                     self.next_post += 1;
                     let intended_us = self.unix_us(intended);
-                    let body = format!(
-                        "{MARKER}{} {} {} t={intended_us}",
-                        self.shared.run_tag, self.spec.id, self.next_post
-                    );
+                    let body = format!("{}{} t={intended_us}", self.own_prefix, self.next_post);
                     self.recorder().counters.published.fetch_add(1, Relaxed);
                     match via {
                         Via::Socket => {
@@ -451,12 +453,7 @@ impl Client {
 
     fn delivered(&mut self, seq: i64, body: &str) {
         self.recorder().counters.deliveries.fetch_add(1, Relaxed);
-        let own = body
-            .strip_prefix(MARKER)
-            .and_then(|rest| rest.strip_prefix(self.shared.run_tag.as_str()))
-            .and_then(|rest| rest.strip_prefix(' '))
-            .and_then(|rest| rest.split_once(' '))
-            .is_some_and(|(id, _)| id == self.spec.id.to_string());
+        let own = body.starts_with(&self.own_prefix);
         if let Some(tracker) = &mut self.tracker {
             if own {
                 tracker.own(seq);

@@ -223,8 +223,6 @@ impl Channel {
         since_seq: Option<i64>,
         announce: Option<Announce>,
     ) -> Result<JoinOk, Refusal> {
-        // What is held was cut into the history already: send it before this subscriber joins.
-        self.flush_held();
         if !self.sequence.is_loaded() {
             self.sequence.load().await;
             if !self.sequence.is_loaded() {
@@ -236,6 +234,7 @@ impl Channel {
         }
         let caught_up = self.sequence.catch_up_for_join().await;
         self.deliver(caught_up);
+        // What is held is in the history already: send it before this subscriber joins.
         self.flush_held();
         let (comments, recovered) = self.sequence.history(since_seq).await;
         // A recovery replays within the budget too; what it leaves out is listed in the reply.
@@ -345,9 +344,14 @@ impl Channel {
             if let Some(run) = verdict.marker {
                 self.emit(None, events::COMMENTS_SKIPPED, run.payload());
             }
-            let payload = payloads::comment(&comment);
             let author = (!verdict.send).then(|| comment.user_id.to_string());
-            self.emit(author, events::COMMENT_CREATED, payload);
+            // A skipped comment whose author watches on another node costs nothing here.
+            if author
+                .as_deref()
+                .is_none_or(|user| self.fanout.has_user(user))
+            {
+                self.emit(author, events::COMMENT_CREATED, payloads::comment(&comment));
+            }
             self.delivered_seq = comment.seq;
         }
     }

@@ -227,6 +227,11 @@ impl Fanout {
         slow
     }
 
+    /// Whether any subscriber here is signed in as `user`.
+    pub fn has_user(&self, user: &str) -> bool {
+        self.by_user.contains_key(user)
+    }
+
     /// Sends to the subscribers signed in as `user` only, in order with every broadcast (a
     /// subscriber on another worker is offered to by that worker's shard, behind what it
     /// already queued). Returns the slow consumers found here, as `broadcast` does.

@@ -9,78 +9,50 @@
 //!
 //! Kept out: what makes a session alive (`banter_store`'s `active_principal`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use banter_core::{DeviceId, User, UserId};
 
-/// Beyond this many entries the cache starts over (bounded memory).
-const CAPACITY: usize = 100_000;
+use crate::access_cache::AccessCache;
 
 type Key = (UserId, DeviceId, uuid::Uuid);
 
 pub struct Principals {
-    ttl: Duration,
-    seen: Mutex<HashMap<Key, (User, Instant)>>,
-    /// Bumped by every `forget`; an answer read under an older generation is not cached.
-    generation: AtomicU64,
+    cache: AccessCache<Key, User>,
 }
 
 impl Principals {
     pub fn new(ttl: Duration) -> Principals {
         Principals {
-            ttl,
-            seen: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
+            cache: AccessCache::new(ttl),
         }
     }
 
     /// Take this before reading a session, and pass it to `remember`.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.cache.generation()
     }
 
     /// The user of this session, if it was seen alive within the lifetime.
     pub fn get(&self, user: UserId, device: &DeviceId, session: uuid::Uuid) -> Option<User> {
-        let seen = self.seen.lock().expect("principals lock");
-        let (found, at) = seen.get(&(user, device.clone(), session))?;
-        (at.elapsed() < self.ttl).then(|| found.clone())
+        self.cache.get(&(user, device.clone(), session))
     }
 
     /// Caches a session read alive, unless something was forgotten since `generation`.
     pub fn remember(&self, device: DeviceId, session: uuid::Uuid, user: User, generation: u64) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut seen = self.seen.lock().expect("principals lock");
-        if self.generation.load(Ordering::Acquire) != generation {
-            return;
-        }
-        if seen.len() >= CAPACITY {
-            let ttl = self.ttl;
-            seen.retain(|_, (_, at)| at.elapsed() < ttl);
-            if seen.len() >= CAPACITY {
-                seen.clear();
-            }
-        }
-        seen.insert((user.id, device, session), (user, Instant::now()));
+        self.cache
+            .remember((user.id, device, session), user, generation);
     }
 
     /// Drops every session of `user` (their account, devices or sessions changed), and any
     /// answer still being read.
     pub fn forget(&self, user: UserId) {
-        let mut seen = self.seen.lock().expect("principals lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        seen.retain(|(id, _, _), _| *id != user);
+        self.cache.forget_where(|(id, _, _)| *id == user);
     }
 
     /// Drops every entry (access changes may have been missed).
     pub fn forget_all(&self) {
-        let mut seen = self.seen.lock().expect("principals lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        seen.clear();
+        self.cache.forget_all();
     }
 }
 

@@ -7,81 +7,52 @@
 //!
 //! Kept out: the access rule itself (`banter_api::check_view`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use banter_core::VideoId;
 
-/// Beyond this many entries the cache starts over (bounded memory).
-const CAPACITY: usize = 100_000;
+use crate::access_cache::AccessCache;
 
 pub struct PublicVideos {
-    ttl: Duration,
-    seen: Mutex<HashMap<VideoId, Instant>>,
-    /// Bumped by every `forget`; an answer read under an older generation is not cached.
-    generation: AtomicU64,
+    cache: AccessCache<VideoId, ()>,
 }
 
 impl PublicVideos {
     pub fn new(ttl: Duration) -> PublicVideos {
         PublicVideos {
-            ttl,
-            seen: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
+            cache: AccessCache::new(ttl),
         }
     }
 
     /// Take this before reading a video's visibility, and pass it to `remember`.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.cache.generation()
     }
 
     /// Drops `video` (its access changed), and any answer still being read.
     pub fn forget(&self, video: &VideoId) {
-        let mut seen = self.seen.lock().expect("public videos lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        seen.remove(video);
+        self.cache.forget(video);
     }
 
     pub fn is_public(&self, video: &VideoId) -> bool {
-        self.seen
-            .lock()
-            .expect("public videos lock")
-            .get(video)
-            .is_some_and(|at| at.elapsed() < self.ttl)
+        self.cache.get(video).is_some()
     }
 
     /// Drops every entry (access changes may have been missed).
     pub fn forget_all(&self) {
-        let mut seen = self.seen.lock().expect("public videos lock");
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        seen.clear();
+        self.cache.forget_all();
     }
 
     /// Caches `video` as public, unless something was forgotten since `generation` was taken.
     pub fn remember(&self, video: VideoId, generation: u64) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut seen = self.seen.lock().expect("public videos lock");
-        if self.generation.load(Ordering::Acquire) != generation {
-            return;
-        }
-        if seen.len() >= CAPACITY {
-            let ttl = self.ttl;
-            seen.retain(|_, at| at.elapsed() < ttl);
-            if seen.len() >= CAPACITY {
-                seen.clear();
-            }
-        }
-        seen.insert(video, Instant::now());
+        self.cache.remember(video, (), generation);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     #[test]
@@ -93,10 +64,11 @@ mod tests {
         cache.remember(v.clone(), cache.generation());
         assert!(cache.is_public(&v));
         cache
+            .cache
             .seen
             .lock()
             .unwrap()
-            .insert(v.clone(), Instant::now() - ttl);
+            .insert(v.clone(), ((), Instant::now() - ttl));
         assert!(!cache.is_public(&v));
         let off = PublicVideos::new(Duration::ZERO);
         off.remember(v.clone(), off.generation());
