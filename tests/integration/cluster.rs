@@ -704,3 +704,140 @@ async fn over_the_budget_two_realtime_nodes_send_the_same_sample_and_markers() {
         .collect();
     assert_eq!(mine, (1..=N).collect::<Vec<_>>());
 }
+
+/// Posts over `ws` (joined to `topic` with `join_ref`) until the reply's status is `status`,
+/// within `limit`; the last reply.
+async fn post_until(
+    ws: &mut WsClient,
+    join_ref: &str,
+    topic: &str,
+    status: &str,
+    limit: std::time::Duration,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let r = ws.next_ref();
+        ws.send(
+            Some(join_ref),
+            &r,
+            topic,
+            "new_comment",
+            json!({"body": "hi"}),
+        )
+        .await;
+        let reply = ws.reply_to(&r).await[4].clone();
+        if reply["status"] == status || tokio::time::Instant::now() >= deadline {
+            return reply;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_on_the_api_node_holds_on_a_realtime_node_within_a_second() {
+    let redis = RedisServer::start();
+    let (a, b) = api_and_realtime(&redis).await;
+    let owner = a.register("owner").await;
+    let troll = a.register("troll").await;
+    a.create_video(&owner, "live", "public").await;
+    let mut troll_ws = WsClient::connect_as(&b.address, Some(&troll.access_token)).await;
+    let reply = troll_ws.join("comments:live", json!({})).await;
+    let join_ref = reply[0].as_str().unwrap().to_owned();
+    let mut viewer = WsClient::connect_as(&b.address, None).await;
+    assert_eq!(
+        viewer.join("comments:live", json!({})).await[4]["status"],
+        "ok"
+    );
+    let second = std::time::Duration::from_secs(1);
+    // Node B has read (and cached) the rules: nothing stops the troll yet.
+    let first = post_until(&mut troll_ws, &join_ref, "comments:live", "ok", second).await;
+    assert_eq!(first["status"], "ok", "{first}");
+
+    // A timeout through node A refuses the troll's next socket post on node B.
+    let res = a
+        .send_json(
+            reqwest::Method::PUT,
+            &format!("/api/videos/live/bans/{}", troll.user_id),
+            Some(&owner.access_token),
+            &json!({"duration_seconds": 300, "remove_comments": true}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let refused = post_until(&mut troll_ws, &join_ref, "comments:live", "error", second).await;
+    assert_eq!(refused["response"]["reason"], "timed_out", "{refused}");
+    assert!(refused["response"]["retry_after"].as_u64().unwrap() > 290);
+    // The viewer on B saw the troll's comment go.
+    let deleted = tokio::time::timeout(
+        second,
+        viewer.until_event("comments:live", "comment_deleted"),
+    )
+    .await
+    .expect("the removal reached node B within a second");
+    assert_eq!(deleted[4]["id"], first["response"]["comment"]["id"]);
+
+    // Slow mode and a pin set through A reach the viewer on B.
+    let res = a
+        .send_json(
+            reqwest::Method::PATCH,
+            "/api/videos/live/chat",
+            Some(&owner.access_token),
+            &json!({"slow_mode_seconds": 15}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let settings =
+        tokio::time::timeout(second, viewer.until_event("comments:live", "chat_settings"))
+            .await
+            .expect("the settings reached node B within a second");
+    assert_eq!(settings[4]["slow_mode_seconds"], 15);
+    let res = a
+        .post_comment(&owner.access_token, "live", "rules: be kind")
+        .await;
+    let rules: serde_json::Value = res.json().await.unwrap();
+    a.send_json(
+        reqwest::Method::PUT,
+        "/api/videos/live/pin",
+        Some(&owner.access_token),
+        &json!({"comment_id": rules["id"]}),
+    )
+    .await;
+    let pinned = tokio::time::timeout(
+        second,
+        viewer.until_event("comments:live", "comment_pinned"),
+    )
+    .await
+    .expect("the pin reached node B within a second");
+    assert_eq!(pinned[4]["comment"]["body"], "rules: be kind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_change_missed_during_a_redis_outage_reaches_viewers_on_reconnect() {
+    let mut redis = RedisServer::start();
+    let (a, b) = api_and_realtime(&redis).await;
+    let owner = a.register("owner").await;
+    a.create_video(&owner, "live", "public").await;
+    let mut viewer = WsClient::connect_as(&b.address, None).await;
+    assert_eq!(
+        viewer.join("comments:live", json!({})).await[4]["status"],
+        "ok"
+    );
+    // The change's announcement is lost: Redis is down when it is made.
+    redis.stop();
+    let res = a
+        .send_json(
+            reqwest::Method::PATCH,
+            "/api/videos/live/chat",
+            Some(&owner.access_token),
+            &json!({"chat_mode": "members"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    redis.restart();
+    let settings = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        viewer.until_event_patiently("comments:live", "chat_settings"),
+    )
+    .await
+    .expect("the settings reached node B once its bus was back");
+    assert_eq!(settings[4]["chat_mode"], "members");
+}

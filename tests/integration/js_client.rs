@@ -74,3 +74,34 @@ async fn the_phoenix_js_client_runs_a_live_comment_page() {
         "{transcript:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phoenix_js_client_sees_moderation_happen_live() {
+    let js_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    assert!(
+        js_dir.join("node_modules/phoenix").exists(),
+        "tests/js/node_modules is missing: run `npm ci` in tests/js (./scripts/test does)"
+    );
+    let app = TestApp::spawn(banter_tests::TestBackend::Sqlite).await;
+    let owner = app.register("jsowner").await;
+    let troll = app.register("jstroll").await;
+    app.create_video(&owner, "jsmod", "public").await;
+    let output = tokio::process::Command::new("node")
+        .arg(js_dir.join("moderation.mjs"))
+        .env("BANTER_URL", &app.address)
+        .env("TOKEN_OWNER", &owner.access_token)
+        .env("TOKEN_TROLL", &troll.access_token)
+        .env("USER_TROLL", &troll.user_id)
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("the JS client finished in time")
+        .expect("node is required: apt-get install nodejs npm");
+    let transcript = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && transcript.trim_end().ends_with("PASS"),
+        "{transcript}"
+    );
+}

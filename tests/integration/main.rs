@@ -14,6 +14,7 @@ mod js_client;
 mod load_tool;
 mod loopback_cluster;
 mod metrics;
+mod moderation;
 mod readme;
 mod realtime;
 mod replicas;

@@ -5,10 +5,11 @@
 //! The inputs (visibility, owner, membership) are read on the primary: a replica may still show
 //! a video as public, or a viewer as a member, moments after that ended.
 
-use banter_core::{User, Video, Visibility};
+use banter_core::{User, Video, VideoId, Visibility};
 use banter_store::PrimaryPool;
 
-use crate::{ApiError, codes};
+use crate::auth::MaybePrincipal;
+use crate::{ApiError, ApiState, codes};
 
 /// Why a viewer may not see a video.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,4 +54,18 @@ pub async fn check_view(
         return Ok(Ok(()));
     }
     Ok(Err(Denied::NotAllowed))
+}
+
+/// The video with this raw id as it is now (`None`: no row yet), if `viewer` may see it: the
+/// prelude of every public read about a video.
+pub(crate) async fn visible_video(
+    state: &ApiState,
+    viewer: &MaybePrincipal,
+    raw: &str,
+) -> Result<(VideoId, Option<Video>), ApiError> {
+    let id = VideoId::parse(raw)?;
+    let primary = state.store.primary();
+    let video = primary.get_video(&id).await?;
+    check_view(primary, video.as_ref(), viewer.0.as_ref().map(|p| &p.user)).await??;
+    Ok((id, video))
 }

@@ -45,3 +45,14 @@ pub const INTERNAL: &str = "internal_error";
 pub const UNAVAILABLE: &str = "service_unavailable";
 /// 503 with `Retry-After`: the node is at its bound for password hashing.
 pub const BUSY: &str = "busy";
+
+/// 403: the poster is banned from this chat (site-wide or on this video) with no end.
+pub const BANNED: &str = "banned";
+/// 403 with `retry_after`: the poster is timed out of this chat for that many seconds more.
+pub const TIMED_OUT: &str = "timed_out";
+/// 429 with `Retry-After` and `retry_after`: slow mode is on and the poster's last comment on
+/// this video is too recent.
+pub const SLOW_MODE: &str = "slow_mode";
+/// 403: the chat is members-only and the poster is not a member.
+pub const MEMBERS_ONLY_CHAT: &str = "members_only_chat";
+pub const INVALID_CHAT_MODE: &str = "invalid_chat_mode";

@@ -13,8 +13,9 @@
 //! Kept out: the rules themselves (`banter-core`), the handlers.
 
 use banter_core::{
-    COMMENT_BODY_MAX_CHARS, DEVICE_ID_MAX_LEN, EMAIL_MAX_LEN, PASSWORD_MAX_CHARS,
-    PASSWORD_MIN_CHARS, USERNAME_MAX_LEN, USERNAME_MIN_LEN, VIDEO_ID_MAX_LEN,
+    BAN_MAX_SECONDS, BAN_MIN_SECONDS, COMMENT_BODY_MAX_CHARS, DEVICE_ID_MAX_LEN, EMAIL_MAX_LEN,
+    MODERATION_REASON_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, SLOW_MODE_MAX_SECONDS,
+    USERNAME_MAX_LEN, USERNAME_MIN_LEN, VIDEO_ID_MAX_LEN,
 };
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
@@ -72,7 +73,9 @@ fn reason(status: &str) -> &'static str {
         "401" => {
             "No token, or a token that is invalid, expired or whose session ended (`unauthenticated`, `invalid_token`, `token_expired`, …)"
         }
-        "403" => "Signed in, but not allowed (`forbidden`)",
+        "403" => {
+            "Signed in, but not allowed (`forbidden`; on posting also `banned`, `timed_out`, `members_only_chat`)"
+        }
         "404" => "No such resource (`not_found`)",
         "409" => {
             "Conflicts with what exists (`email_taken`, `username_taken`, `video_exists`, `video_id_reserved`)"
@@ -112,7 +115,8 @@ fn add_components(doc: &mut Value) {
                 "properties": {
                     "code": {"type": "string", "description": "Stable; see the codes in the README."},
                     "message": {"type": "string"},
-                    "request_id": {"type": "string"}
+                    "request_id": {"type": "string"},
+                    "retry_after": {"type": "integer", "minimum": 1, "description": "Whole seconds to wait before trying again, where known: rate limits, slow mode, timeouts, busy."}
                 }
             }}
         }),
@@ -212,6 +216,30 @@ fn constrain_schemas(doc: &mut Value) {
         "VideoDto",
         "visibility",
         json!({"enum": ["public", "private", "members"]}),
+    );
+    let duration = json!({"minimum": BAN_MIN_SECONDS, "maximum": BAN_MAX_SECONDS});
+    let reason = json!({"maxLength": MODERATION_REASON_MAX_CHARS});
+    for schema in ["BanRequest", "SiteBanRequest"] {
+        constrain(doc, schema, "duration_seconds", duration.clone());
+        constrain(doc, schema, "reason", reason.clone());
+    }
+    constrain(
+        doc,
+        "UpdateChatRequest",
+        "slow_mode_seconds",
+        json!({"minimum": 0, "maximum": SLOW_MODE_MAX_SECONDS}),
+    );
+    constrain(
+        doc,
+        "UpdateChatRequest",
+        "chat_mode",
+        json!({"enum": ["everyone", "members", null]}),
+    );
+    constrain(
+        doc,
+        "ChatDto",
+        "chat_mode",
+        json!({"enum": ["everyone", "members"]}),
     );
     // Path and query parameters.
     if let Some(paths) = doc["paths"].as_object_mut() {

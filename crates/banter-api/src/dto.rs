@@ -3,7 +3,7 @@
 //! Requests refuse unknown fields, so a misspelt field is an error rather than silently ignored.
 
 use banter_core::{Comment, Device, User};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -219,4 +219,166 @@ impl From<&banter_core::Video> for VideoDto {
             last_seq: v.last_seq,
         }
     }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModeratorDto {
+    pub id: Uuid,
+    pub username: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModeratorsList {
+    /// Moderators the owner appointed for this video (site moderators and admins moderate
+    /// every video and are not listed).
+    pub moderators: Vec<ModeratorDto>,
+}
+
+/// An optional integer field as JSON Schema means it: `467.0` is the integer 467 (a number
+/// with a fraction, or out of range, is refused).
+pub(crate) fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number")))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BanRequest {
+    /// A timeout of 10 to 86400 seconds; absent or `null` bans permanently.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub duration_seconds: Option<i64>,
+    /// Why, for the log and for the banned user (at most 500 characters).
+    pub reason: Option<String>,
+    /// Also delete every comment the user has on this video (video bans only).
+    pub remove_comments: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BanDto {
+    pub user_id: Uuid,
+    pub username: String,
+    /// The video, or `null` for a site-wide ban.
+    pub video_id: Option<String>,
+    /// When a timeout ends; `null` for a permanent ban.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub reason: Option<String>,
+    pub banned_by: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl BanDto {
+    pub fn new(ban: &banter_store::Ban, video: Option<&banter_core::VideoId>) -> BanDto {
+        BanDto {
+            user_id: ban.user_id.as_uuid(),
+            username: ban.username.clone(),
+            video_id: video.map(ToString::to_string),
+            expires_at: ban.expires_at,
+            reason: ban.reason.clone(),
+            banned_by: ban.banned_by.as_uuid(),
+            created_at: ban.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BanResponse {
+    pub ban: BanDto,
+    /// How many of the user's comments were deleted with the ban (`remove_comments`).
+    pub removed_comments: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BansList {
+    /// Bans and timeouts in force, oldest first.
+    pub bans: Vec<BanDto>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RemovedComments {
+    /// How many comments were deleted.
+    pub removed: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChatDto {
+    /// At most one comment per this many seconds per viewer (moderators exempt); 0 is off.
+    pub slow_mode_seconds: u32,
+    /// `everyone` (any signed-in viewer) or `members` (members, the owner and moderators).
+    pub chat_mode: String,
+    /// The comment pinned above the chat.
+    pub pinned_comment: Option<CommentDto>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChatRequest {
+    /// 0 (off) to 3600.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub slow_mode_seconds: Option<i64>,
+    /// `everyone` or `members`.
+    pub chat_mode: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinRequest {
+    /// A live comment of this video.
+    pub comment_id: Uuid,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogEntryDto {
+    pub id: i64,
+    /// `appoint_moderator`, `remove_moderator`, `ban`, `timeout`, `unban`, `remove_comments`,
+    /// `delete_comment`, `chat_settings`, `pin` or `unpin`.
+    pub action: String,
+    pub actor: ModeratorDto,
+    pub target_user: Option<ModeratorDto>,
+    pub target_comment_id: Option<Uuid>,
+    pub reason: Option<String>,
+    /// The action's particulars (a duration, the new settings, a count).
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&banter_store::LogEntry> for LogEntryDto {
+    fn from(e: &banter_store::LogEntry) -> Self {
+        LogEntryDto {
+            id: e.id,
+            action: e.action.clone(),
+            actor: ModeratorDto {
+                id: e.actor_id.as_uuid(),
+                username: e.actor_username.clone().unwrap_or_default(),
+            },
+            target_user: e.target_user_id.map(|id| ModeratorDto {
+                id: id.as_uuid(),
+                username: e.target_username.clone().unwrap_or_default(),
+            }),
+            target_comment_id: e.target_comment_id.map(|c| c.as_uuid()),
+            reason: e.reason.clone(),
+            details: serde_json::from_str(&e.details).unwrap_or_default(),
+            created_at: e.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModerationLogPage {
+    /// Newest first.
+    pub entries: Vec<LogEntryDto>,
+    /// Pass as `before` for older entries; absent on the last page.
+    pub next_before: Option<i64>,
 }

@@ -41,6 +41,17 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("too many requests; retry in {} s", whole_seconds(*retry_after))]
     RateLimited { retry_after: Duration },
+    /// Slow mode: this poster's last comment on the video is too recent (429).
+    #[error("slow mode is on: you can comment again in {} s", whole_seconds(*retry_after))]
+    SlowMode { retry_after: Duration },
+    /// The chat's rules refuse this poster (a ban, a timeout, members-only chat) (403); a
+    /// timeout says when it ends.
+    #[error("{message}")]
+    ChatRefused {
+        code: &'static str,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// The node is at its bound for some costly work (password hashing); retry shortly (503).
     #[error("the server is busy; retry in {} s", whole_seconds(*retry_after))]
     Busy { retry_after: Duration },
@@ -74,18 +85,31 @@ impl ApiError {
         }
     }
 
+    /// Whole seconds the client should wait before trying again, where that is known.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after }
+            | ApiError::SlowMode { retry_after }
+            | ApiError::Busy { retry_after } => Some(whole_seconds(*retry_after)),
+            ApiError::ChatRefused { retry_after, .. } => retry_after.map(whole_seconds),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Validation { code, .. }
             | ApiError::Unauthorized { code, .. }
-            | ApiError::Conflict { code, .. } => code,
+            | ApiError::Conflict { code, .. }
+            | ApiError::ChatRefused { code, .. } => code,
             ApiError::Forbidden(_) => codes::FORBIDDEN,
             ApiError::NotFound(_) => codes::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => codes::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => codes::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => codes::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => codes::RATE_LIMITED,
+            ApiError::SlowMode { .. } => codes::SLOW_MODE,
             ApiError::Busy { .. } => codes::BUSY,
             ApiError::Unavailable => codes::UNAVAILABLE,
             ApiError::Unexpected(_) => codes::INTERNAL,
@@ -99,13 +123,15 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ChatRefused { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::SlowMode { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -116,7 +142,7 @@ impl ResponseError for ApiError {
         if let ApiError::Unexpected(cause) = self {
             tracing::error!(request_id = %request_id, error = ?cause, "request failed");
         }
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "error": {
                 "code": self.code(),
                 "message": self.to_string(),
@@ -125,8 +151,9 @@ impl ResponseError for ApiError {
         });
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        if let ApiError::RateLimited { retry_after } | ApiError::Busy { retry_after } = self {
-            response.insert_header((RETRY_AFTER, whole_seconds(*retry_after).to_string()));
+        if let Some(seconds) = self.retry_after() {
+            body["error"]["retry_after"] = serde_json::json!(seconds);
+            response.insert_header((RETRY_AFTER, seconds.to_string()));
         }
         response.json(body)
     }
@@ -201,6 +228,9 @@ validation_from!(
     DeviceIdError => codes::INVALID_DEVICE_ID,
     banter_core::RoleError => codes::INVALID_ROLE,
     banter_core::VisibilityError => codes::INVALID_VISIBILITY,
+    banter_core::ChatModeError => codes::INVALID_CHAT_MODE,
+    banter_core::SlowModeError => codes::INVALID_FIELD,
+    banter_core::BanDurationError => codes::INVALID_FIELD,
 );
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Banter's REST API over actix-web: accounts and sessions (register, login, refresh-token
-//! rotation, logout, devices), admin user management, videos, and comments.
+//! rotation, logout, devices), admin user management, videos, comments, and moderation
+//! (moderators, bans and timeouts, chat settings, the pinned comment, the moderation log).
 //!
 //! Handlers take validated `banter-core` values, talk to `banter-store` (writes on the primary,
 //! listings on replicas), and report every failure as an [`ApiError`] in one JSON envelope with
@@ -9,7 +10,9 @@
 //! anything WebSocket (`banter-realtime`).
 
 mod access;
+mod access_cache;
 mod auth;
+mod chat_rules;
 mod client_ip;
 pub mod codes;
 mod contract;
@@ -17,6 +20,7 @@ mod dto;
 mod error;
 mod extract_errors;
 mod json_body;
+mod moderation;
 mod publish;
 mod rate_limit;
 pub mod request_id;
@@ -26,12 +30,17 @@ mod state;
 use actix_web::web;
 
 pub use access::{Denied, check_view};
+pub use access_cache::AccessCache;
 pub use auth::{
     HashLimits, JwtKeys, MaybePrincipal, PasswordHasher, Principal, Verified, load_principal,
     verify_access_token, verify_token,
 };
+pub use chat_rules::{ChatRules, VideoRules};
 pub use dto::CommentDto;
 pub use error::ApiError;
+pub use moderation::{
+    COMMENTS_REFUSED_METRIC, MODERATION_ACTIONS, MODERATION_ACTIONS_METRIC, REFUSAL_REASONS,
+};
 pub use publish::{CommentEvent, CommentPublisher, NoopPublisher};
 pub use rate_limit::{Limit, RATE_LIMIT_NAMES, RATE_LIMITED_METRIC, RateLimitConfig};
 pub use routes::comments::{post_comment, post_comment_to_public};
@@ -41,7 +50,9 @@ pub use state::{ApiConfig, ApiState};
 /// Registers the API's routes and extractor configuration on an actix-web app.
 /// The caller registers `web::Data<ApiState>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use routes::{admin, auth, comments, me, openapi, videos};
+    use routes::{
+        admin, auth, bans, chat, comments, me, moderation_log, moderators, openapi, videos,
+    };
     cfg.app_data(extract_errors::json_config())
         .app_data(extract_errors::query_config())
         .app_data(extract_errors::path_config())
@@ -64,5 +75,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(videos::update_video)
         .service(videos::add_member)
         .service(videos::remove_member)
+        .service(moderators::list_moderators)
+        .service(moderators::add_moderator)
+        .service(moderators::remove_moderator)
+        .service(bans::list_video_bans)
+        .service(bans::ban_on_video)
+        .service(bans::unban_on_video)
+        .service(bans::remove_user_comments)
+        .service(bans::list_site_bans)
+        .service(bans::ban_site_wide)
+        .service(bans::unban_site_wide)
+        .service(chat::get_chat)
+        .service(chat::update_chat)
+        .service(chat::pin_comment)
+        .service(chat::unpin_comment)
+        .service(moderation_log::moderation_log)
         .service(openapi::openapi_json);
 }

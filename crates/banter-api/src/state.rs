@@ -8,6 +8,7 @@ use banter_store::Store;
 use secrecy::SecretString;
 
 use crate::auth::{HashLimits, JwtKeys, PasswordHasher, SuccessorKey};
+use crate::chat_rules::ChatRules;
 use crate::publish::CommentPublisher;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
 
@@ -27,6 +28,9 @@ pub struct ApiConfig {
     pub password_hashing: HashLimits,
     /// Video ids nobody may register (the demo videos listed on `/`).
     pub reserved_video_ids: Vec<String>,
+    /// How long a node keeps a video's chat rules (bans, settings, moderators) before reading
+    /// them again; changes announced on the bus clear them at once (`chat_rules.rs`).
+    pub chat_rules_ttl: Duration,
 }
 
 impl ApiConfig {
@@ -40,6 +44,7 @@ impl ApiConfig {
             client_ip: ClientIpRule::Peer,
             password_hashing: HashLimits::default(),
             reserved_video_ids: Vec::new(),
+            chat_rules_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -51,6 +56,8 @@ pub struct ApiState {
     /// Derives each rotated refresh token's successor.
     pub successors: SuccessorKey,
     pub limits: RateLimits,
+    /// The chat rules every post is checked against, cached (`chat_rules.rs`).
+    pub chat: ChatRules,
     pub publisher: Arc<dyn CommentPublisher>,
     pub config: ApiConfig,
 }
@@ -70,6 +77,7 @@ impl ApiState {
             jwt: JwtKeys::new(&config.jwt_secrets, config.access_token_ttl)?,
             passwords: PasswordHasher::owasp(config.password_hashing)?,
             limits: RateLimits::new(&config.rate_limits),
+            chat: ChatRules::new(config.chat_rules_ttl),
             store,
             publisher,
             config,

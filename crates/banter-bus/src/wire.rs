@@ -75,12 +75,17 @@ pub fn decode(text: &str) -> Option<(String, BusEvent)> {
     ))
 }
 
-/// `{"node", "user"?, "video"?}`: a user alone, a video alone, or both (a membership).
+/// `{"node", "user"?, "video"?}`: a user alone, a video alone, or both (a membership); chat
+/// rule changes are `{"node", "chat": "<video>"}` and `{"node", "chat": ""}` (site-wide).
 pub fn encode_access(node: &str, change: &AccessChange) -> String {
     let (user, video) = match change {
         AccessChange::User(user) => (Some(user.to_string()), None),
         AccessChange::Video(video) => (None, Some(video.as_ref())),
         AccessChange::Member { video, user } => (Some(user.to_string()), Some(video.as_ref())),
+        AccessChange::Chat(video) => {
+            return json!({"node": node, "chat": video.as_ref()}).to_string();
+        }
+        AccessChange::SiteChat => return json!({"node": node, "chat": ""}).to_string(),
     };
     json!({"node": node, "user": user, "video": video}).to_string()
 }
@@ -89,6 +94,13 @@ pub fn encode_access(node: &str, change: &AccessChange) -> String {
 pub fn decode_access(text: &str) -> Option<(String, AccessChange)> {
     let v: Value = serde_json::from_str(text).ok()?;
     let node = v["node"].as_str()?.to_owned();
+    if let Some(chat) = v.get("chat") {
+        let change = match chat.as_str()? {
+            "" => AccessChange::SiteChat,
+            video => AccessChange::Chat(VideoId::parse(video).ok()?),
+        };
+        return Some((node, change));
+    }
     let user = match &v["user"] {
         Value::Null => None,
         u => Some(u.as_str()?.parse::<UserId>().ok()?),
@@ -238,7 +250,12 @@ mod tests {
         for change in [
             AccessChange::User(user),
             AccessChange::Video(video.clone()),
-            AccessChange::Member { video, user },
+            AccessChange::Member {
+                video: video.clone(),
+                user,
+            },
+            AccessChange::Chat(video),
+            AccessChange::SiteChat,
         ] {
             assert_eq!(
                 decode_access(&encode_access("n1", &change)),
@@ -252,6 +269,8 @@ mod tests {
             r#"{"node":"n","user":"not-a-uuid"}"#,
             r#"{"node":"n","video":"bad id!"}"#,
             r#"{"node":"n","video":7}"#,
+            r#"{"node":"n","chat":"bad id!"}"#,
+            r#"{"node":"n","chat":null}"#,
         ] {
             assert!(decode_access(bad).is_none(), "{bad}");
         }

@@ -1,4 +1,4 @@
-//! `AccessChange`: a committed change to who may see what. The API announces one after each
+//! `AccessChange`: a committed change to who may see what, or post what. The API announces one after each
 //! such commit, and every realtime node re-checks the open sockets and joined viewers it
 //! touches, so access that ended stops at once on every node, not at the next reconnect.
 
@@ -15,4 +15,10 @@ pub enum AccessChange {
     Video(VideoId),
     /// The user was removed from the members of the video: their sockets re-check it.
     Member { video: VideoId, user: UserId },
+    /// The video's chat rules changed (settings, pinned comment, moderators, bans): every node
+    /// forgets what it cached of them, and its channel of the video re-reads them and tells
+    /// its viewers what changed. Nobody's right to watch changed, so nothing is re-checked.
+    Chat(VideoId),
+    /// The site-wide chat rules changed (a site-wide ban): every node forgets them.
+    SiteChat,
 }

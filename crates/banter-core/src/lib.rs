@@ -7,6 +7,7 @@
 //! formats live in `banter-api` and `banter-protocol`, which convert by hand.
 
 mod access_change;
+mod chat;
 mod client_ip;
 mod comment;
 mod comment_body;
@@ -21,6 +22,10 @@ mod video;
 mod video_id;
 
 pub use access_change::AccessChange;
+pub use chat::{
+    BAN_MAX_SECONDS, BAN_MIN_SECONDS, BanDuration, BanDurationError, ChatMode, ChatModeError,
+    ChatRole, ChatSettings, MODERATION_REASON_MAX_CHARS, SLOW_MODE_MAX_SECONDS, SlowModeError,
+};
 pub use client_ip::ClientIpRule;
 pub use comment::Comment;
 pub use comment_body::{COMMENT_BODY_MAX_CHARS, CommentBody, CommentBodyError};

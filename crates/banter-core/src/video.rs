@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use crate::{UserId, VideoId};
+use crate::{ChatSettings, CommentId, UserId, VideoId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Visibility {
@@ -49,4 +49,8 @@ pub struct Video {
     pub visibility: Visibility,
     /// The `seq` of the newest comment, 0 when there is none.
     pub last_seq: i64,
+    /// Who may post and how often (`chat.rs`).
+    pub chat: ChatSettings,
+    /// The comment pinned above the chat, if any.
+    pub pinned_comment: Option<CommentId>,
 }

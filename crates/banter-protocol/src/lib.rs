@@ -41,6 +41,14 @@ pub mod events {
     /// (the per-viewer delivery budget); they can be paged from REST.
     pub const COMMENTS_SKIPPED: &str = "comments_skipped";
     pub const VIEWER_COUNT: &str = "viewer_count";
+    /// `{slow_mode_seconds, chat_mode}`: the chat's settings changed (also in the join reply as
+    /// `chat_settings`).
+    pub const CHAT_SETTINGS: &str = "chat_settings";
+    /// `{comment}`: a comment was pinned above the chat (also in the join reply as
+    /// `pinned_comment`).
+    pub const COMMENT_PINNED: &str = "comment_pinned";
+    /// `{comment_id}`: the pinned comment was unpinned (or deleted).
+    pub const COMMENT_UNPINNED: &str = "comment_unpinned";
     /// Client → server on the `phoenix` topic: `{"token": "<fresh access token>"}` replaces the
     /// socket's token in place (same account), so it does not close when the old one expires.
     pub const ACCESS_TOKEN: &str = "access_token";

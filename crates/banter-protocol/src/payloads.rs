@@ -1,7 +1,7 @@
 //! The JSON payloads of Banter's channel events: a comment (the same shape as the REST API's
 //! comment) and presence metas in the shapes the JS `Presence` helper expects.
 
-use banter_core::Comment;
+use banter_core::{ChatSettings, Comment};
 use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
 
@@ -22,6 +22,11 @@ pub fn comment(c: &Comment) -> Value {
         "created_at": rfc3339(c.created_at),
         "updated_at": rfc3339(c.updated_at),
     })
+}
+
+/// A chat's settings as clients see them (identical to the REST API's, less the pin).
+pub fn chat_settings(s: &ChatSettings) -> Value {
+    json!({"slow_mode_seconds": s.slow_mode_seconds, "chat_mode": s.chat_mode.as_str()})
 }
 
 /// One presence meta: one per (connection, user) pair.

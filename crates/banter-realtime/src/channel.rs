@@ -11,6 +11,10 @@
 //! and sends each run of them as one burst (a join first sends what is held, since its history
 //! already includes it); below the budget every event goes out at once.
 //!
+//! The chat's settings and pinned comment (`chat_state.rs`) are read when the channel starts
+//! and again on every chat change of the video and after a bus outage; viewers get what changed
+//! as events, and a joiner gets them in its reply.
+//!
 //! Kept out: the actor (`channel_actor.rs`), ordering and repair (`sequence.rs`), presence
 //! bookkeeping (`topic_presence.rs`), encoding and offering frames (`fanout.rs`).
 
@@ -25,6 +29,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::budget::DeliveryBudget;
+use crate::chat_state::ChatState;
 use crate::fanout::Fanout;
 pub(crate) use crate::fanout::Subscriber;
 use crate::metrics as m;
@@ -62,6 +67,9 @@ pub(crate) enum Command {
     Recheck,
     /// Re-read the tail now (the bus was down: comments may have been missed).
     CatchUp,
+    /// The video's chat rules changed: re-read its settings and pinned comment and tell the
+    /// viewers what changed.
+    ChatChanged,
     /// Panics inside the channel, to test its restart.
     #[cfg(test)]
     Panic,
@@ -97,6 +105,10 @@ pub(crate) struct Channel {
     last_count_sent: usize,
     /// The last `seq` broadcast to the subscribers: where a restart resumes.
     delivered_seq: i64,
+    store: Store,
+    /// The chat settings and pinned comment the viewers were last told (`chat_state.rs`);
+    /// `None` until read.
+    chat: Option<ChatState>,
 }
 
 impl Channel {
@@ -108,7 +120,9 @@ impl Channel {
     ) -> Self {
         Self {
             fanout: Fanout::new(format!("comments:{video}")),
-            sequence: Sequence::new(video.clone(), store, config.clone()),
+            sequence: Sequence::new(video.clone(), store.clone(), config.clone()),
+            store,
+            chat: None,
             presence: TopicPresence::new(video.clone(), config.clone()),
             budget: DeliveryBudget::new(config.max_comments_per_second_per_viewer),
             hot_until: None,
@@ -136,6 +150,26 @@ impl Channel {
     pub async fn start(&mut self) {
         self.sequence.load().await;
         self.delivered_seq = self.sequence.last_seq();
+        self.refresh_chat().await;
+    }
+
+    /// Reads the chat's settings and pinned comment and sends the viewers what changed since
+    /// they were last told (nothing the first time: joiners get it in their reply). A failed
+    /// read keeps what they know; the next change, catch-up or join reads again.
+    async fn refresh_chat(&mut self) {
+        let new = match ChatState::read(&self.store, &self.video).await {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!(video = %self.video, error = ?e, "could not read the chat settings");
+                return;
+            }
+        };
+        if let Some(old) = &self.chat {
+            for (event, payload) in old.changes(&new) {
+                self.emit(None, event, payload);
+            }
+        }
+        self.chat = Some(new);
     }
 
     /// Whether the last subscriber left (the actor then stops).
@@ -205,7 +239,11 @@ impl Channel {
                     self.queue_presence_diff(diff);
                 }
             }
-            Command::CatchUp => self.catch_up().await,
+            Command::CatchUp => {
+                self.catch_up().await;
+                self.refresh_chat().await;
+            }
+            Command::ChatChanged => self.refresh_chat().await,
             Command::Recheck => {
                 for outq in self.fanout.outqs() {
                     outq.recheck_video(self.video.clone());
@@ -231,6 +269,9 @@ impl Channel {
                     "comments are unavailable right now; retrying",
                 ));
             }
+        }
+        if self.chat.is_none() {
+            self.refresh_chat().await;
         }
         let caught_up = self.sequence.catch_up_for_join().await;
         self.deliver(caught_up);
@@ -261,6 +302,9 @@ impl Channel {
             // This subscriber included: it is added below.
             "viewers": self.total_viewers() + 1,
         });
+        let chat = self.chat.clone().unwrap_or_default();
+        response["chat_settings"] = chat.settings_payload();
+        response["pinned_comment"] = chat.pinned_payload();
         if let Some(recovered) = recovered {
             response["recovered"] = json!(recovered);
         }

@@ -25,6 +25,9 @@ pub struct Viewer {
 pub struct Refusal {
     pub reason: String,
     pub message: String,
+    /// Whole seconds to wait before trying again, where known (rate limits, slow mode,
+    /// timeouts); sent as `retry_after` in the error reply.
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
@@ -32,7 +35,13 @@ impl Refusal {
         Self {
             reason: reason.into(),
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, seconds: Option<u64>) -> Self {
+        self.retry_after = seconds;
+        self
     }
 }
 

@@ -235,6 +235,17 @@ impl HubInner {
                     outq.recheck_video(video.clone());
                 }
             }
+            AccessChange::Chat(video) => {
+                let Some(handle) = self.channels.lock().expect("hub lock").get(&video).cloned()
+                else {
+                    return; // nobody here watches it
+                };
+                // Waits for room rather than dropping: a lost change would not be repaired.
+                self.runtime.spawn(async move {
+                    let _ = handle.tx.send(Command::ChatChanged).await;
+                });
+            }
+            AccessChange::SiteChat => {}
             AccessChange::Video(video) => {
                 let Some(handle) = self.channels.lock().expect("hub lock").get(&video).cloned()
                 else {

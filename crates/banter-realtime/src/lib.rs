@@ -31,6 +31,7 @@ pub mod bench;
 mod budget;
 mod channel;
 mod channel_actor;
+mod chat_state;
 mod config;
 mod conn;
 mod fanout;

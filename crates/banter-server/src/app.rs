@@ -90,6 +90,7 @@ fn api_config(settings: &Settings) -> anyhow::Result<ApiConfig> {
     };
     // The demo videos are listed on `/` for everyone: nobody may register one as theirs.
     config.reserved_video_ids = settings.web_config().demo_videos;
+    config.chat_rules_ttl = std::time::Duration::from_millis(settings.chat_rules_cache_ms);
     let login = settings.rate_login_per_minute;
     let comment = Limit::new(
         settings.rate_comment_per_minute,
@@ -149,6 +150,16 @@ impl Application {
                 settings.realtime_config(),
             ))
         });
+        if hub.is_none() {
+            // No hub registers for access changes here, yet this node's posts are checked
+            // against cached chat rules, which every change (and a bus outage) must clear.
+            let state = api.clone().into_inner();
+            bus.set_access_handler(Arc::new(move |change: banter_core::AccessChange| {
+                state.chat.forget(&change)
+            }));
+            let state = api.clone().into_inner();
+            bus.set_reconnect_handler(Arc::new(move || state.chat.forget_all()));
+        }
         let listener = TcpListener::bind(&settings.http_addr)
             .with_context(|| format!("binding {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();

@@ -52,9 +52,10 @@ async fn principal(
 
 fn refusal(err: ApiError) -> Refusal {
     if err.status_code().is_server_error() {
-        return Refusal::new(reasons::UNAVAILABLE, "something went wrong; try again");
+        return Refusal::new(reasons::UNAVAILABLE, "something went wrong; try again")
+            .retry_after(err.retry_after());
     }
-    Refusal::new(err.code(), err.to_string())
+    Refusal::new(err.code(), err.to_string()).retry_after(err.retry_after())
 }
 
 impl Gateway for ApiGateway {
@@ -140,16 +141,18 @@ impl Gateway for ApiGateway {
     }
 
     fn access_changed(&self, change: &AccessChange) {
+        self.state.chat.forget(change);
         match change {
             AccessChange::Video(video) => self.public.forget(video),
             AccessChange::User(user) => self.principals.forget(*user),
-            AccessChange::Member { .. } => {}
+            AccessChange::Member { .. } | AccessChange::Chat(_) | AccessChange::SiteChat => {}
         }
     }
 
     fn forget_cached_access(&self) {
         self.public.forget_all();
         self.principals.forget_all();
+        self.state.chat.forget_all();
     }
 }
 

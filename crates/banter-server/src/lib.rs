@@ -2,7 +2,6 @@
 //! health probes, and graceful shutdown. It holds no business logic; tests start exactly this
 //! application (`Application::build` on port 0).
 
-mod access_cache;
 pub mod allocator;
 mod app;
 mod gateway;

@@ -32,6 +32,22 @@ const API: &[(&str, &[&str])] = &[
         "/api/videos/{video_id}/members/{user_id}",
         &["PUT", "DELETE"],
     ),
+    ("/api/videos/{video_id}/moderators", &["GET"]),
+    (
+        "/api/videos/{video_id}/moderators/{user_id}",
+        &["PUT", "DELETE"],
+    ),
+    ("/api/videos/{video_id}/bans", &["GET"]),
+    ("/api/videos/{video_id}/bans/{user_id}", &["PUT", "DELETE"]),
+    (
+        "/api/videos/{video_id}/users/{user_id}/comments",
+        &["DELETE"],
+    ),
+    ("/api/bans", &["GET"]),
+    ("/api/bans/{user_id}", &["PUT", "DELETE"]),
+    ("/api/videos/{video_id}/chat", &["GET", "PATCH"]),
+    ("/api/videos/{video_id}/pin", &["PUT", "DELETE"]),
+    ("/api/videos/{video_id}/moderation-log", &["GET"]),
     ("/api/comments/{comment_id}", &["PATCH", "DELETE"]),
     ("/api/openapi.json", &["GET"]),
 ];

@@ -60,6 +60,20 @@ fn describe() {
     for limit in banter_api::RATE_LIMIT_NAMES {
         metrics::counter!(banter_api::RATE_LIMITED_METRIC, "limit" => *limit).increment(0);
     }
+    for action in banter_api::MODERATION_ACTIONS {
+        metrics::counter!(banter_api::MODERATION_ACTIONS_METRIC, "action" => *action).increment(0);
+    }
+    for reason in banter_api::REFUSAL_REASONS {
+        metrics::counter!(banter_api::COMMENTS_REFUSED_METRIC, "reason" => *reason).increment(0);
+    }
+    describe_counter!(
+        banter_api::MODERATION_ACTIONS_METRIC,
+        "Moderation actions taken, by action."
+    );
+    describe_counter!(
+        banter_api::COMMENTS_REFUSED_METRIC,
+        "Comments refused before commit, by reason (the error code: bans, timeouts, slow mode, members-only chat, rate limits, validation)."
+    );
     for pool in ["primary", "replica"] {
         metrics::counter!(DB_READS, "pool" => pool).increment(0);
         for state in ["idle", "busy"] {

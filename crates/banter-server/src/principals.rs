@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use banter_core::{DeviceId, User, UserId};
 
-use crate::access_cache::AccessCache;
+use banter_api::AccessCache;
 
 type Key = (UserId, DeviceId, uuid::Uuid);
 

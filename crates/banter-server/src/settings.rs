@@ -95,6 +95,9 @@ pub struct Settings {
     pub rate_register_per_minute: u32,
     pub rate_comment_per_minute: u32,
     pub rate_comment_burst: u32,
+    /// How long a node keeps a video's chat rules (bans, timeouts, settings, moderators)
+    /// without reading them again; every change clears them on every node at once. 0: off.
+    pub chat_rules_cache_ms: u64,
     /// Serve the video page (`/`, `/videos/{id}`, `/assets/…`) on nodes that serve sockets.
     pub web_enabled: bool,
     /// Comma-separated video ids listed on `/`.
@@ -155,6 +158,7 @@ rate_login_per_minute = 30
 rate_register_per_minute = 10
 rate_comment_per_minute = 60
 rate_comment_burst = 10
+chat_rules_cache_ms = 5000
 web_enabled = true
 web_demo_videos = "intro,launch-party,ask-me-anything"
 ws_allow_anonymous = true

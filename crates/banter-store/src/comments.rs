@@ -28,7 +28,7 @@ pub enum CommentPage {
 }
 
 #[derive(sqlx::FromRow)]
-struct CommentRow {
+pub(crate) struct CommentRow {
     id: Uuid,
     video_id: String,
     seq: i64,

@@ -1,6 +1,6 @@
 //! Videos: visibility, ownership and membership, which decide who may read and post.
 
-use banter_core::{UserId, Video, VideoId, Visibility};
+use banter_core::{ChatMode, ChatSettings, CommentId, UserId, Video, VideoId, Visibility};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -8,11 +8,14 @@ use crate::backend::{Pool, on_pool};
 use crate::{PrimaryPool, ReadPool, StoreError};
 
 #[derive(sqlx::FromRow)]
-struct VideoRow {
+pub(crate) struct VideoRow {
     id: String,
     owner_id: Option<Uuid>,
     visibility: String,
     last_seq: i64,
+    slow_mode_seconds: i32,
+    chat_mode: String,
+    pinned_comment_id: Option<Uuid>,
 }
 
 impl TryFrom<VideoRow> for Video {
@@ -28,14 +31,23 @@ impl TryFrom<VideoRow> for Video {
                 .parse::<Visibility>()
                 .map_err(|_| anyhow::anyhow!("stored visibility is invalid"))?,
             last_seq: row.last_seq,
+            chat: ChatSettings {
+                slow_mode_seconds: ChatSettings::slow_mode(i64::from(row.slow_mode_seconds))
+                    .map_err(|_| anyhow::anyhow!("stored slow mode is invalid"))?,
+                chat_mode: row
+                    .chat_mode
+                    .parse::<ChatMode>()
+                    .map_err(|_| anyhow::anyhow!("stored chat mode is invalid"))?,
+            },
+            pinned_comment: row.pinned_comment_id.map(CommentId::from_uuid),
         })
     }
 }
 
-async fn get_video(pool: &Pool, id: &VideoId) -> Result<Option<VideoRow>, sqlx::Error> {
+pub(crate) async fn get_video(pool: &Pool, id: &VideoId) -> Result<Option<VideoRow>, sqlx::Error> {
     on_pool!(pool, |p| {
         sqlx::query_as::<_, VideoRow>(
-            "SELECT id, owner_id, visibility, last_seq FROM videos WHERE id = $1",
+            "SELECT id, owner_id, visibility, last_seq, slow_mode_seconds, chat_mode, pinned_comment_id FROM videos WHERE id = $1",
         )
         .bind(id.as_ref())
         .fetch_optional(p)
@@ -67,7 +79,7 @@ impl PrimaryPool {
         visibility: Visibility,
     ) -> Result<Video, StoreError> {
         const SQL: &str = "INSERT INTO videos (id, owner_id, visibility, last_seq, created_at) VALUES ($1, $2, $3, 0, $4) \
-             RETURNING id, owner_id, visibility, last_seq";
+             RETURNING id, owner_id, visibility, last_seq, slow_mode_seconds, chat_mode, pinned_comment_id";
         let row = on_pool!(self.pool(), |p| {
             sqlx::query_as::<_, VideoRow>(SQL)
                 .bind(id.as_ref())

@@ -1,16 +1,17 @@
 //! `/api/videos/{video_id}/comments` and `/api/comments/{id}`: reading, posting, editing and
 //! deleting comments. Every committed change is handed to the publish hook after commit.
 
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpResponse, ResponseError, delete, get, patch, post, web};
 use banter_core::{CommentBody, CommentId, VideoId};
-use banter_store::CommentPage;
+use banter_store::{CommentPage, NewLogEntry};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::access::check_view;
+use crate::access::{check_view, visible_video};
 use crate::auth::{MaybePrincipal, Principal};
 use crate::dto::{CommentDto, CommentsPage, NewCommentRequest};
 use crate::json_body::JsonBody;
+use crate::moderation::{COMMENTS_REFUSED_METRIC, announce, role_on};
 use crate::publish::CommentEvent;
 use crate::{ApiError, ApiState, codes};
 
@@ -43,7 +44,6 @@ pub async fn list_comments(
     path: web::Path<String>,
     query: web::Query<ListCommentsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let video_id = VideoId::parse(&path)?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::validation(
@@ -59,9 +59,7 @@ pub async fn list_comments(
     };
     // Access is decided on the primary (a replica may lag a visibility change); the page
     // itself may come from a replica.
-    let primary = state.store.primary();
-    let video = primary.get_video(&video_id).await?;
-    check_view(primary, video.as_ref(), viewer.0.as_ref().map(|p| &p.user)).await??;
+    let (video_id, video) = visible_video(&state, &viewer, &path).await?;
     let reads = state.store.replica();
     let comments = reads.list_comments(&video_id, page, limit).await?;
     // The page itself is the freshest evidence of the newest seq the replica has.
@@ -90,7 +88,7 @@ pub async fn list_comments(
     tag = "comments",
     params(("video_id" = String, Path)),
     request_body = NewCommentRequest,
-    responses((status = 201, body = CommentDto), (status = 401), (status = 403), (status = 413), (status = 422), (status = 429)),
+    responses((status = 201, body = CommentDto), (status = 401), (status = 403, description = "Not allowed: a private video (`forbidden`), a ban (`banned`), a timeout (`timed_out`, with `retry_after`), or members-only chat (`members_only_chat`)"), (status = 413), (status = 422), (status = 429, description = "Rate limited (`rate_limited`) or slow mode (`slow_mode`): retry after `Retry-After` seconds (also `retry_after` in the body)")),
     security(("bearer" = []))
 )]
 #[post("/api/videos/{video_id}/comments")]
@@ -121,27 +119,57 @@ pub async fn post_comment(
 }
 
 /// [`post_comment`] without the visibility read, for a caller that knows the video is public
-/// (the socket gateway's cache of public videos, which every access change clears): rate
-/// limits, commit, then publish.
+/// (the socket gateway's cache of public videos, which every access change clears): the chat's
+/// rules (bans, timeouts, members-only chat, slow mode), rate limits, commit, then publish.
+/// Every refusal is counted by its code.
 pub async fn post_comment_to_public(
     state: &ApiState,
     principal: &Principal,
     video_id: &VideoId,
     body: &CommentBody,
 ) -> Result<banter_core::Comment, ApiError> {
+    let posted = commit_within_rules(state, principal, video_id, body).await;
+    if let Err(refused) = &posted
+        && refused.status_code().is_client_error()
+    {
+        metrics::counter!(COMMENTS_REFUSED_METRIC, "reason" => refused.code()).increment(1);
+    }
+    posted
+}
+
+async fn commit_within_rules(
+    state: &ApiState,
+    principal: &Principal,
+    video_id: &VideoId,
+    body: &CommentBody,
+) -> Result<banter_core::Comment, ApiError> {
     let primary = state.store.primary();
-    state
+    let slot = state.chat.admit(primary, &principal.user, video_id).await?;
+    let limited = state
         .limits
         .comment_per_user
-        .check(&principal.user.id.to_string())?;
-    state.limits.comment_per_device.check(&format!(
-        "{}/{}",
-        principal.user.id,
-        principal.device_id.as_ref()
-    ))?;
-    let comment = primary
+        .check(&principal.user.id.to_string())
+        .and_then(|()| {
+            state.limits.comment_per_device.check(&format!(
+                "{}/{}",
+                principal.user.id,
+                principal.device_id.as_ref()
+            ))
+        });
+    if let Err(limited) = limited {
+        slot.release();
+        return Err(limited);
+    }
+    let comment = match primary
         .create_comment(video_id, principal.user.id, body)
-        .await?;
+        .await
+    {
+        Ok(comment) => comment,
+        Err(e) => {
+            slot.release();
+            return Err(e.into());
+        }
+    };
     state
         .publisher
         .publish(CommentEvent::Created(comment.clone()));
@@ -199,7 +227,9 @@ pub async fn update_comment(
     Ok(HttpResponse::Ok().json(CommentDto::from(&comment)))
 }
 
-/// Delete a comment (its author, a moderator or an admin). The `seq` stays taken.
+/// Delete a comment (its author or the video's moderators: owner, appointed moderators, site
+/// moderators, admins; logged when not the author's own). The `seq` stays taken; a pinned
+/// comment is unpinned.
 #[utoipa::path(
     tag = "comments",
     params(("comment_id" = String, Path)),
@@ -215,15 +245,40 @@ pub async fn delete_comment(
     let id = parse_comment_id(&path)?;
     let primary = state.store.primary();
     let existing = live_comment(&state, id).await?;
-    if existing.user_id != principal.user.id && !principal.user.role.can_moderate() {
+    let (video, role) = role_on(&state, &existing.video_id, &principal.user).await?;
+    let by_author = existing.user_id == principal.user.id;
+    if !by_author && role.is_none() {
         return Err(ApiError::Forbidden(
-            "only the author, a moderator or an admin may delete a comment".into(),
+            "only the author or the video's moderators may delete a comment".into(),
         ));
     }
     let comment = primary
         .delete_comment(id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such comment".into()))?;
+    let pinned = video.is_some_and(|v| v.pinned_comment == Some(id));
+    let log = |action: &'static str| NewLogEntry {
+        video: Some(&existing.video_id),
+        actor: principal.user.id,
+        action,
+        target_user: Some(existing.user_id),
+        target_comment: Some(id),
+        reason: None,
+        details: "{}".into(),
+    };
+    if pinned {
+        primary
+            .set_pinned(&existing.video_id, None, log("unpin"))
+            .await?;
+    }
+    if !by_author {
+        primary.log_moderation(log("delete_comment")).await?;
+        metrics::counter!(crate::MODERATION_ACTIONS_METRIC, "action" => "delete_comment")
+            .increment(1);
+    }
     state.publisher.publish(CommentEvent::Deleted(comment));
+    if pinned {
+        announce(&state, "unpin", Some(&existing.video_id));
+    }
     Ok(HttpResponse::NoContent().finish())
 }

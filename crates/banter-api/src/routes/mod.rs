@@ -3,7 +3,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bans;
+pub mod chat;
 pub mod comments;
 pub mod me;
+pub mod moderation_log;
+pub mod moderators;
 pub mod openapi;
 pub mod videos;

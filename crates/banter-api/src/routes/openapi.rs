@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth, comments, me, videos};
+use super::{admin, auth, bans, chat, comments, me, moderation_log, moderators, videos};
 
 struct BearerAuth;
 
@@ -32,6 +32,11 @@ impl Modify for BearerAuth {
         admin::list_users, admin::update_user,
         comments::list_comments, comments::create_comment, comments::update_comment, comments::delete_comment,
         videos::create_video, videos::get_video, videos::update_video, videos::add_member, videos::remove_member,
+        moderators::list_moderators, moderators::add_moderator, moderators::remove_moderator,
+        bans::list_video_bans, bans::ban_on_video, bans::unban_on_video, bans::remove_user_comments,
+        bans::list_site_bans, bans::ban_site_wide, bans::unban_site_wide,
+        chat::get_chat, chat::update_chat, chat::pin_comment, chat::unpin_comment,
+        moderation_log::moderation_log,
     ),
     modifiers(&BearerAuth)
 )]

@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use banter_core::{AccessChange, UserId, Video, VideoId, Visibility};
 
-use crate::access::check_view;
+use crate::access::visible_video;
 use crate::auth::{MaybePrincipal, Principal};
 use crate::dto::{CreateVideoRequest, UpdateVideoRequest, VideoDto};
 use crate::json_body::JsonBody;
@@ -65,14 +65,9 @@ pub async fn get_video(
     state: web::Data<ApiState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = VideoId::parse(&path)?;
     // Read on the primary: a replica could still show a video made private a moment ago.
-    let primary = state.store.primary();
-    let video = primary
-        .get_video(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such video".into()))?;
-    check_view(primary, Some(&video), viewer.0.as_ref().map(|p| &p.user)).await??;
+    let (_, video) = visible_video(&state, &viewer, &path).await?;
+    let video = video.ok_or_else(|| ApiError::NotFound("no such video".into()))?;
     Ok(HttpResponse::Ok().json(VideoDto::from(&video)))
 }
 

@@ -412,7 +412,11 @@ impl Session {
                 self.reply(m, m.join_ref.as_deref(), "ok", payload).await
             }
             Err(refusal) => {
-                self.refuse(m, &refusal.reason, Some(&refusal.message))
+                let mut response = json!({ "reason": refusal.reason, "message": refusal.message });
+                if let Some(seconds) = refusal.retry_after {
+                    response["retry_after"] = json!(seconds);
+                }
+                self.reply(m, m.join_ref.as_deref(), "error", response)
                     .await
             }
         }

@@ -5,7 +5,8 @@
 //! on every node at once, and a read that began before a change cannot put its old answer back
 //! (the generation: take it before the read, hand it to `remember`).
 //!
-//! Kept out: what is cached and which change clears what (`public_videos.rs`, `principals.rs`).
+//! Kept out: what is cached and which change clears what (`chat_rules.rs` here; the server's
+//! `public_videos.rs` and `principals.rs`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -18,7 +19,7 @@ const CAPACITY: usize = 100_000;
 
 pub struct AccessCache<K, V> {
     ttl: Duration,
-    pub(crate) seen: Mutex<HashMap<K, (V, Instant)>>,
+    seen: Mutex<HashMap<K, (V, Instant)>>,
     /// Bumped by every forget; an answer read under an older generation is not cached.
     generation: AtomicU64,
 }
@@ -82,5 +83,24 @@ impl<K: Eq + Hash, V: Clone> AccessCache<K, V> {
         let mut seen = self.seen.lock().expect("access cache lock");
         self.generation.fetch_add(1, Ordering::AcqRel);
         seen.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_after_their_lifetime() {
+        let ttl = Duration::from_secs(2);
+        let cache: AccessCache<&str, u8> = AccessCache::new(ttl);
+        cache.remember("k", 1, cache.generation());
+        assert_eq!(cache.get(&"k"), Some(1));
+        cache
+            .seen
+            .lock()
+            .unwrap()
+            .insert("k", (1, Instant::now() - ttl));
+        assert_eq!(cache.get(&"k"), None);
     }
 }

@@ -1,0 +1,272 @@
+//! `ChatRules`: what every new comment is checked against before it is committed, on REST and
+//! on the socket alike: bans and timeouts (site-wide and per video), members-only chat and slow
+//! mode. Moderators of the video (its owner, appointed moderators, site moderators and admins)
+//! are exempt from slow mode and members-only chat.
+//!
+//! The rules are read from the primary and cached per node for a bounded lifetime
+//! (`BANTER_CHAT_RULES_CACHE_MS`), because a hot video takes thousands of comments a second.
+//! Every committed change of them is announced as an `AccessChange::Chat` (or `SiteChat`) that
+//! reaches every node through the bus and `forget`s the entry at once; a read that began before
+//! the change cannot put the old rules back (the cache's generation), and after a bus outage
+//! everything is forgotten. The lifetime bounds how long a change missed otherwise can go
+//! unnoticed.
+//!
+//! Slow mode reads the poster's last comment on the video from the primary (so a second node
+//! cannot be used to get round it) and reserves the slot on this node before the commit, so
+//! that two posts sent at once to one node cannot both pass.
+//!
+//! Kept out: the rules' values (`banter_core::chat`), their storage (`banter_store`), who may
+//! change them (the moderation routes).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use banter_core::{AccessChange, ChatMode, ChatRole, User, UserId, Video, VideoId};
+use banter_store::{Ban, BanScope, PrimaryPool, StoreError};
+use time::OffsetDateTime;
+
+use crate::access_cache::AccessCache;
+use crate::{ApiError, codes};
+
+/// Beyond this many slow-mode slots on one node, slots older than the longest slow mode go.
+const SLOW_SLOTS: usize = 100_000;
+
+/// One video's rules as read at one moment.
+#[derive(Debug)]
+pub struct VideoRules {
+    /// `None`: the video has no row yet (public, no owner, default settings).
+    pub video: Option<Video>,
+    pub moderators: HashSet<UserId>,
+    pub bans: HashMap<UserId, Ban>,
+}
+
+impl VideoRules {
+    /// The role of `user` on this video, if they moderate it.
+    pub fn role_of(&self, user: &User) -> Option<ChatRole> {
+        ChatRole::of(
+            user,
+            self.video.as_ref().and_then(|v| v.owner_id),
+            self.moderators.contains(&user.id),
+        )
+    }
+}
+
+pub struct ChatRules {
+    videos: AccessCache<VideoId, Arc<VideoRules>>,
+    site: AccessCache<(), Arc<HashMap<UserId, Ban>>>,
+    /// When each (video, poster) last passed slow mode on this node.
+    slow: Mutex<HashMap<(VideoId, UserId), Instant>>,
+}
+
+/// A slow-mode slot taken by a post; give it back if the post is not committed after all.
+pub struct SlowSlot<'a> {
+    rules: &'a ChatRules,
+    key: Option<(VideoId, UserId)>,
+}
+
+impl SlowSlot<'_> {
+    /// The post failed to commit: the poster may try again at once.
+    pub fn release(mut self) {
+        if let Some(key) = self.key.take() {
+            self.rules.slow.lock().expect("slow mode lock").remove(&key);
+        }
+    }
+}
+
+impl ChatRules {
+    pub fn new(ttl: Duration) -> ChatRules {
+        ChatRules {
+            videos: AccessCache::new(ttl),
+            site: AccessCache::new(ttl),
+            slow: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The rules of `video`, from the cache or the primary.
+    pub async fn video(
+        &self,
+        primary: &PrimaryPool,
+        video: &VideoId,
+    ) -> Result<Arc<VideoRules>, StoreError> {
+        if let Some(rules) = self.videos.get(video) {
+            return Ok(rules);
+        }
+        let generation = self.videos.generation();
+        let found = primary.get_video(video).await?;
+        let (moderators, bans) = match &found {
+            // No row: no moderators could have been appointed; bans may exist (by site moderators).
+            None => (
+                HashSet::new(),
+                primary.bans(&BanScope::Video(video.clone())).await?,
+            ),
+            Some(_) => (
+                primary
+                    .video_moderators(video)
+                    .await?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect(),
+                primary.bans(&BanScope::Video(video.clone())).await?,
+            ),
+        };
+        let rules = Arc::new(VideoRules {
+            video: found,
+            moderators,
+            bans: bans.into_iter().map(|b| (b.user_id, b)).collect(),
+        });
+        self.videos
+            .remember(video.clone(), rules.clone(), generation);
+        Ok(rules)
+    }
+
+    async fn site_bans(
+        &self,
+        primary: &PrimaryPool,
+    ) -> Result<Arc<HashMap<UserId, Ban>>, StoreError> {
+        if let Some(bans) = self.site.get(&()) {
+            return Ok(bans);
+        }
+        let generation = self.site.generation();
+        let bans: Arc<HashMap<UserId, Ban>> = Arc::new(
+            primary
+                .bans(&BanScope::Site)
+                .await?
+                .into_iter()
+                .map(|b| (b.user_id, b))
+                .collect(),
+        );
+        self.site.remember((), bans.clone(), generation);
+        Ok(bans)
+    }
+
+    /// Checks a post by `user` on `video` against the chat's rules, and takes the poster's
+    /// slow-mode slot when slow mode is on.
+    pub async fn admit(
+        &self,
+        primary: &PrimaryPool,
+        user: &User,
+        video: &VideoId,
+    ) -> Result<SlowSlot<'_>, ApiError> {
+        let now = OffsetDateTime::now_utc();
+        let site = self.site_bans(primary).await?;
+        if let Some(ban) = site.get(&user.id).filter(|b| b.is_active(now)) {
+            return Err(refused(ban, now, "this site"));
+        }
+        let rules = self.video(primary, video).await?;
+        if let Some(ban) = rules.bans.get(&user.id).filter(|b| b.is_active(now)) {
+            return Err(refused(ban, now, "this chat"));
+        }
+        let none = SlowSlot {
+            rules: self,
+            key: None,
+        };
+        if rules.role_of(user).is_some() {
+            return Ok(none);
+        }
+        let settings = rules.video.as_ref().map(|v| v.chat).unwrap_or_default();
+        if settings.chat_mode == ChatMode::Members && !primary.is_member(video, user.id).await? {
+            return Err(ApiError::ChatRefused {
+                code: codes::MEMBERS_ONLY_CHAT,
+                message: "this chat is for the video's members only".into(),
+                retry_after: None,
+            });
+        }
+        if settings.slow_mode_seconds == 0 {
+            return Ok(none);
+        }
+        let interval = Duration::from_secs(u64::from(settings.slow_mode_seconds));
+        let key = (video.clone(), user.id);
+        self.reserve(&key, interval)?;
+        // Another node may have taken a comment of this poster's a moment ago.
+        let last = match primary.last_comment_at(video, user.id).await {
+            Ok(last) => last,
+            Err(e) => {
+                self.slow.lock().expect("slow mode lock").remove(&key);
+                return Err(e.into());
+            }
+        };
+        if let Some(last) = last {
+            let since = Duration::try_from(now - last).unwrap_or_default();
+            if since < interval {
+                let posted_at = Instant::now()
+                    .checked_sub(since)
+                    .unwrap_or_else(Instant::now);
+                self.slow
+                    .lock()
+                    .expect("slow mode lock")
+                    .insert(key, posted_at);
+                return Err(ApiError::SlowMode {
+                    retry_after: interval - since,
+                });
+            }
+        }
+        Ok(SlowSlot {
+            rules: self,
+            key: Some(key),
+        })
+    }
+
+    /// Takes the poster's slot on this node, or says how long until it is free.
+    fn reserve(&self, key: &(VideoId, UserId), interval: Duration) -> Result<(), ApiError> {
+        let mut slow = self.slow.lock().expect("slow mode lock");
+        if let Some(at) = slow.get(key) {
+            let since = at.elapsed();
+            if since < interval {
+                return Err(ApiError::SlowMode {
+                    retry_after: interval - since,
+                });
+            }
+        }
+        if slow.len() >= SLOW_SLOTS {
+            let longest = Duration::from_secs(u64::from(banter_core::SLOW_MODE_MAX_SECONDS));
+            slow.retain(|_, at| at.elapsed() < longest);
+            if slow.len() >= SLOW_SLOTS {
+                slow.clear();
+            }
+        }
+        slow.insert(key.clone(), Instant::now());
+        Ok(())
+    }
+
+    /// Forgets what `change` touches, and any read of it still under way.
+    pub fn forget(&self, change: &AccessChange) {
+        match change {
+            AccessChange::Chat(video) | AccessChange::Video(video) => self.videos.forget(video),
+            AccessChange::SiteChat => self.site.forget_all(),
+            AccessChange::User(_) | AccessChange::Member { .. } => {}
+        }
+    }
+
+    /// Forgets everything (changes may have been missed while the bus was down).
+    pub fn forget_all(&self) {
+        self.videos.forget_all();
+        self.site.forget_all();
+    }
+}
+
+fn refused(ban: &Ban, now: OffsetDateTime, place: &str) -> ApiError {
+    let because = ban
+        .reason
+        .as_deref()
+        .map(|r| format!(" (reason: {r})"))
+        .unwrap_or_default();
+    match ban.expires_at {
+        None => ApiError::ChatRefused {
+            code: codes::BANNED,
+            message: format!("you are banned from {place}{because}"),
+            retry_after: None,
+        },
+        Some(until) => {
+            let left = Duration::try_from(until - now).unwrap_or_default();
+            ApiError::ChatRefused {
+                code: codes::TIMED_OUT,
+                message: format!(
+                    "you are timed out of {place} for {} s more{because}",
+                    crate::error::whole_seconds(left)
+                ),
+                retry_after: Some(left),
+            }
+        }
+    }
+}
