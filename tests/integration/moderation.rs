@@ -1,6 +1,7 @@
 //! Moderation and chat controls over real HTTP and real sockets, on both backends: an owner
 //! running a live chat end to end, who may do what, bans and timeouts, slow mode, members-only
-//! chat, the pinned comment, the moderation log, and bad input. (Across nodes: `cluster.rs`.)
+//! chat, the pinned comment, blocked terms and the review queue, the moderation log, and bad
+//! input. (Across nodes: `cluster.rs`.)
 
 use banter_core::Role;
 use banter_tests::{Session, TestApp, WsClient, assert_error};
@@ -120,7 +121,7 @@ async fn an_owner_runs_a_live_chat_and_every_viewer_sees_it_happen(app: TestApp)
     let settings = viewer.until_event("comments:live", "chat_settings").await;
     assert_eq!(
         settings[4],
-        json!({"slow_mode_seconds": 30, "chat_mode": "everyone"})
+        json!({"slow_mode_seconds": 30, "chat_mode": "everyone", "blocked_terms_action": "refuse"})
     );
     let first = posted(&app, &troll, "live", "spam 1").await;
     let refused = app
@@ -728,7 +729,7 @@ async fn bad_moderation_input_is_refused_clearly_and_changes_nothing(app: TestAp
         .unwrap();
     assert_eq!(
         chat,
-        json!({"slow_mode_seconds": 0, "chat_mode": "everyone", "pinned_comment": null})
+        json!({"slow_mode_seconds": 0, "chat_mode": "everyone", "blocked_terms_action": "refuse", "pinned_comment": null})
     );
     let log: Value = app
         .get("/api/videos/show/moderation-log", Some(&owner.access_token))
@@ -818,4 +819,293 @@ async fn whole_numbers_written_as_floats_are_integers_as_json_schema_says(app: T
         "invalid_field",
     )
     .await;
+}
+
+async fn set_terms(app: &TestApp, path: &str, by: &Session, terms: &[&str]) -> reqwest::Response {
+    send(app, Method::PUT, path, by, json!({ "terms": terms })).await
+}
+
+both_backends!(blocked_terms_refuse_look_alikes_on_rest_and_socket);
+async fn blocked_terms_refuse_look_alikes_on_rest_and_socket(app: TestApp) {
+    let owner = app.register("owner").await;
+    let admin = app.register("admin").await;
+    let troll = app.register("troll").await;
+    app.set_role("admin", Role::Admin).await;
+    app.create_video(&owner, "show", "public").await;
+    let res = set_terms(
+        &app,
+        "/api/videos/show/blocked-terms",
+        &owner,
+        &["Scam", " scam ", "ＣＯＩＮ"],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let stored: Value = res.json().await.unwrap();
+    assert_eq!(
+        stored["terms"],
+        json!(["coin", "scam"]),
+        "folded, trimmed, deduplicated, sorted"
+    );
+
+    for body in [
+        "SCAM",
+        "ｓｃａｍ here",
+        "𝐬𝐜𝐚𝐦",
+        "s\u{200B}c\u{200C}am",
+        "free COIN",
+        "ⓢⓒⓐⓜ",
+    ] {
+        assert_error(
+            app.post_comment(&troll.access_token, "show", body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "blocked_term",
+        )
+        .await;
+    }
+    posted(&app, &troll, "show", "a fine comment").await;
+    let (mut ws, reply) = watch(&app, Some(&troll.access_token), "show").await;
+    let join_ref = reply[0].as_str().unwrap().to_owned();
+    let refused = socket_post(&mut ws, &join_ref, "show", "total ＳＣＡＭ").await;
+    assert_eq!(refused["response"]["reason"], "blocked_term", "{refused}");
+    // The video's moderators are exempt; other videos are not affected.
+    posted(&app, &owner, "show", "this is not a scam, it is a warning").await;
+    posted(&app, &troll, "other", "scam elsewhere").await;
+
+    // Site-wide terms (admins) apply on every video.
+    assert_eq!(
+        set_terms(&app, "/api/blocked-terms", &owner, &["spoiler"])
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        set_terms(&app, "/api/blocked-terms", &admin, &["Spoiler"])
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    for video in ["show", "other", "third"] {
+        assert_error(
+            app.post_comment(&troll.access_token, video, "SPOILER: he dies")
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "blocked_term",
+        )
+        .await;
+    }
+    // The lists are for moderators and admins, not viewers.
+    assert_eq!(
+        app.get("/api/videos/show/blocked-terms", Some(&troll.access_token))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get("/api/blocked-terms", Some(&troll.access_token))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let site: Value = app
+        .get("/api/blocked-terms", Some(&admin.access_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(site["terms"], json!(["spoiler"]));
+
+    // Bad lists change nothing.
+    let long = "x".repeat(101);
+    let many: Vec<String> = (0..501).map(|i| format!("t{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    for terms in [vec!["   "], vec!["\u{200B}"], vec![long.as_str()], many] {
+        assert_error(
+            set_terms(&app, "/api/videos/show/blocked-terms", &owner, &terms).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        )
+        .await;
+    }
+    let kept: Value = app
+        .get("/api/videos/show/blocked-terms", Some(&owner.access_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kept["terms"], json!(["coin", "scam"]));
+    // An empty list clears it.
+    set_terms(&app, "/api/videos/show/blocked-terms", &owner, &[]).await;
+    posted(&app, &troll, "show", "scam talk is allowed now").await;
+}
+
+both_backends!(a_held_comment_waits_for_review_and_takes_the_next_seq_when_approved);
+async fn a_held_comment_waits_for_review_and_takes_the_next_seq_when_approved(app: TestApp) {
+    let owner = app.register("owner").await;
+    let modo = app.register("modo").await;
+    let fan = app.register("fan").await;
+    app.create_video(&owner, "show", "public").await;
+    assert_eq!(
+        appoint(&app, "show", &owner, &modo).await,
+        StatusCode::NO_CONTENT
+    );
+    set_terms(&app, "/api/videos/show/blocked-terms", &owner, &["link"]).await;
+    let res = set_chat(&app, "show", &modo, json!({"blocked_terms_action": "hold"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let (mut viewer, reply) = watch(&app, None, "show").await;
+    assert_eq!(
+        reply[4]["response"]["chat_settings"]["blocked_terms_action"],
+        "hold"
+    );
+
+    posted(&app, &fan, "show", "one").await;
+    let res = app
+        .post_comment(&fan.access_token, "show", "check my LINK")
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let held: Value = res.json().await.unwrap();
+    assert_eq!(held["matched_term"], "link");
+    assert_eq!(held["body"], "check my LINK");
+    // Over the socket too: an ok reply with the held comment instead of a comment.
+    let (mut fan_ws, reply) = watch(&app, Some(&fan.access_token), "show").await;
+    let join_ref = reply[0].as_str().unwrap().to_owned();
+    let on_socket = socket_post(&mut fan_ws, &join_ref, "show", "another link").await;
+    assert_eq!(on_socket["status"], "ok");
+    assert_eq!(
+        on_socket["response"]["held_comment"]["body"],
+        "another link"
+    );
+    assert!(on_socket["response"].get("comment").is_none());
+    posted(&app, &fan, "show", "two").await;
+
+    // Nobody sees held comments; moderators list them.
+    let page: Value = app
+        .get("/api/videos/show/comments", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = page["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, vec!["one", "two"]);
+    assert_eq!(
+        app.get("/api/videos/show/held-comments", Some(&fan.access_token))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let queue: Value = app
+        .get("/api/videos/show/held-comments", Some(&modo.access_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let queued: Vec<&str> = queue["held_comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(queued, vec!["check my LINK", "another link"]);
+
+    // Approved: committed now with the next seq, gap-free, and broadcast.
+    let approve = format!(
+        "/api/videos/show/held-comments/{}/approve",
+        held["id"].as_str().unwrap()
+    );
+    let res = send(&app, Method::POST, &approve, &modo, json!({})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let approved: Value = res.json().await.unwrap();
+    assert_eq!(approved["seq"], 3);
+    assert_eq!(approved["author"]["username"], "fan");
+    assert_eq!(approved["body"], "check my LINK");
+    let live = loop {
+        let frame = viewer.until_event("comments:show", "comment_created").await;
+        if frame[4]["seq"] == 3 {
+            break frame;
+        }
+    };
+    assert_eq!(live[4]["body"], "check my LINK");
+    // Approving twice does nothing; a viewer may not approve.
+    assert_error(
+        send(&app, Method::POST, &approve, &modo, json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let other = format!(
+        "/api/videos/show/held-comments/{}",
+        on_socket["response"]["held_comment"]["id"]
+            .as_str()
+            .unwrap()
+    );
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            &format!("{other}/approve"),
+            &fan,
+            json!({})
+        )
+        .await
+        .status(),
+        StatusCode::FORBIDDEN
+    );
+    // Rejected: gone for good.
+    assert_eq!(
+        app.delete(&other, &owner.access_token).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        app.delete(&other, &owner.access_token).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let queue: Value = app
+        .get("/api/videos/show/held-comments", Some(&modo.access_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queue["held_comments"], json!([]));
+    let page: Value = app
+        .get("/api/videos/show/comments", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = page["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+
+    let log: Value = app
+        .get("/api/videos/show/moderation-log", Some(&owner.access_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "reject",
+            "approve",
+            "chat_settings",
+            "blocked_terms",
+            "appoint_moderator"
+        ]
+    );
 }

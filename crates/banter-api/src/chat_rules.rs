@@ -1,7 +1,7 @@
 //! `ChatRules`: what every new comment is checked against before it is committed, on REST and
-//! on the socket alike: bans and timeouts (site-wide and per video), members-only chat and slow
-//! mode. Moderators of the video (its owner, appointed moderators, site moderators and admins)
-//! are exempt from slow mode and members-only chat.
+//! on the socket alike: bans and timeouts (site-wide and per video), members-only chat, blocked
+//! terms (refused, or held for review) and slow mode. Moderators of the video (its owner,
+//! appointed moderators, site moderators and admins) are exempt from all but bans.
 //!
 //! The rules are read from the primary and cached per node for a bounded lifetime
 //! (`BANTER_CHAT_RULES_CACHE_MS`), because a hot video takes thousands of comments a second.
@@ -22,7 +22,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use banter_core::{AccessChange, ChatMode, ChatRole, User, UserId, Video, VideoId};
+use banter_core::{
+    AccessChange, BlockedTerm, BlockedTermsAction, ChatMode, ChatRole, CommentBody, User, UserId,
+    Video, VideoId, fold_for_matching,
+};
 use banter_store::{Ban, BanScope, PrimaryPool, StoreError};
 use time::OffsetDateTime;
 
@@ -39,6 +42,14 @@ pub struct VideoRules {
     pub video: Option<Video>,
     pub moderators: HashSet<UserId>,
     pub bans: HashMap<UserId, Ban>,
+    pub terms: Vec<BlockedTerm>,
+}
+
+/// The site-wide rules as read at one moment.
+#[derive(Debug)]
+pub struct SiteRules {
+    pub bans: HashMap<UserId, Ban>,
+    pub terms: Vec<BlockedTerm>,
 }
 
 impl VideoRules {
@@ -54,9 +65,16 @@ impl VideoRules {
 
 pub struct ChatRules {
     videos: AccessCache<VideoId, Arc<VideoRules>>,
-    site: AccessCache<(), Arc<HashMap<UserId, Ban>>>,
+    site: AccessCache<(), Arc<SiteRules>>,
     /// When each (video, poster) last passed slow mode on this node.
     slow: Mutex<HashMap<(VideoId, UserId), Instant>>,
+}
+
+/// A post the rules let through.
+pub struct Admission<'a> {
+    pub slot: SlowSlot<'a>,
+    /// The blocked term it matched, on a video that holds such comments for review.
+    pub hold: Option<BlockedTerm>,
 }
 
 /// A slow-mode slot taken by a post; give it back if the post is not committed after all.
@@ -110,47 +128,51 @@ impl ChatRules {
                 primary.bans(&BanScope::Video(video.clone())).await?,
             ),
         };
+        let terms = primary
+            .blocked_terms(&BanScope::Video(video.clone()))
+            .await?;
         let rules = Arc::new(VideoRules {
             video: found,
             moderators,
             bans: bans.into_iter().map(|b| (b.user_id, b)).collect(),
+            terms,
         });
         self.videos
             .remember(video.clone(), rules.clone(), generation);
         Ok(rules)
     }
 
-    async fn site_bans(
-        &self,
-        primary: &PrimaryPool,
-    ) -> Result<Arc<HashMap<UserId, Ban>>, StoreError> {
-        if let Some(bans) = self.site.get(&()) {
-            return Ok(bans);
+    async fn site(&self, primary: &PrimaryPool) -> Result<Arc<SiteRules>, StoreError> {
+        if let Some(rules) = self.site.get(&()) {
+            return Ok(rules);
         }
         let generation = self.site.generation();
-        let bans: Arc<HashMap<UserId, Ban>> = Arc::new(
-            primary
+        let rules = Arc::new(SiteRules {
+            bans: primary
                 .bans(&BanScope::Site)
                 .await?
                 .into_iter()
                 .map(|b| (b.user_id, b))
                 .collect(),
-        );
-        self.site.remember((), bans.clone(), generation);
-        Ok(bans)
+            terms: primary.blocked_terms(&BanScope::Site).await?,
+        });
+        self.site.remember((), rules.clone(), generation);
+        Ok(rules)
     }
 
-    /// Checks a post by `user` on `video` against the chat's rules, and takes the poster's
-    /// slow-mode slot when slow mode is on.
+    /// Checks a post of `body` by `user` on `video` against the chat's rules, and takes the
+    /// poster's slow-mode slot when slow mode is on. A blocked term refuses the post, or, on a
+    /// video that holds such comments, admits it to be held (`Admission::hold`).
     pub async fn admit(
         &self,
         primary: &PrimaryPool,
         user: &User,
         video: &VideoId,
-    ) -> Result<SlowSlot<'_>, ApiError> {
+        body: &CommentBody,
+    ) -> Result<Admission<'_>, ApiError> {
         let now = OffsetDateTime::now_utc();
-        let site = self.site_bans(primary).await?;
-        if let Some(ban) = site.get(&user.id).filter(|b| b.is_active(now)) {
+        let site = self.site(primary).await?;
+        if let Some(ban) = site.bans.get(&user.id).filter(|b| b.is_active(now)) {
             return Err(refused(ban, now, "this site"));
         }
         let rules = self.video(primary, video).await?;
@@ -162,7 +184,10 @@ impl ChatRules {
             key: None,
         };
         if rules.role_of(user).is_some() {
-            return Ok(none);
+            return Ok(Admission {
+                slot: none,
+                hold: None,
+            });
         }
         let settings = rules.video.as_ref().map(|v| v.chat).unwrap_or_default();
         if settings.chat_mode == ChatMode::Members && !primary.is_member(video, user.id).await? {
@@ -172,8 +197,20 @@ impl ChatRules {
                 retry_after: None,
             });
         }
+        let folded = fold_for_matching(body.as_ref());
+        let matched = BlockedTerm::first_in(&folded, rules.terms.iter().chain(&site.terms));
+        let hold = match (matched, settings.blocked_terms) {
+            (None, _) => None,
+            (Some(_), BlockedTermsAction::Refuse) => {
+                return Err(ApiError::validation(
+                    codes::BLOCKED_TERM,
+                    "your comment contains a term this chat does not allow",
+                ));
+            }
+            (Some(term), BlockedTermsAction::Hold) => Some(term.clone()),
+        };
         if settings.slow_mode_seconds == 0 {
-            return Ok(none);
+            return Ok(Admission { slot: none, hold });
         }
         let interval = Duration::from_secs(u64::from(settings.slow_mode_seconds));
         let key = (video.clone(), user.id);
@@ -201,9 +238,12 @@ impl ChatRules {
                 });
             }
         }
-        Ok(SlowSlot {
-            rules: self,
-            key: Some(key),
+        Ok(Admission {
+            slot: SlowSlot {
+                rules: self,
+                key: Some(key),
+            },
+            hold,
         })
     }
 

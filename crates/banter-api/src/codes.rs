@@ -56,3 +56,5 @@ pub const SLOW_MODE: &str = "slow_mode";
 /// 403: the chat is members-only and the poster is not a member.
 pub const MEMBERS_ONLY_CHAT: &str = "members_only_chat";
 pub const INVALID_CHAT_MODE: &str = "invalid_chat_mode";
+/// 422: the comment contains one of the chat's blocked terms.
+pub const BLOCKED_TERM: &str = "blocked_term";

@@ -13,9 +13,10 @@
 //! Kept out: the rules themselves (`banter-core`), the handlers.
 
 use banter_core::{
-    BAN_MAX_SECONDS, BAN_MIN_SECONDS, COMMENT_BODY_MAX_CHARS, DEVICE_ID_MAX_LEN, EMAIL_MAX_LEN,
-    MODERATION_REASON_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, SLOW_MODE_MAX_SECONDS,
-    USERNAME_MAX_LEN, USERNAME_MIN_LEN, VIDEO_ID_MAX_LEN,
+    BAN_MAX_SECONDS, BAN_MIN_SECONDS, BLOCKED_TERM_MAX_CHARS, BLOCKED_TERMS_MAX,
+    COMMENT_BODY_MAX_CHARS, DEVICE_ID_MAX_LEN, EMAIL_MAX_LEN, MODERATION_REASON_MAX_CHARS,
+    PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, SLOW_MODE_MAX_SECONDS, USERNAME_MAX_LEN,
+    USERNAME_MIN_LEN, VIDEO_ID_MAX_LEN,
 };
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
@@ -66,6 +67,7 @@ fn reason(status: &str) -> &'static str {
     match status {
         "200" => "OK",
         "201" => "Created",
+        "202" => "Accepted",
         "204" => "No content",
         "400" => {
             "Malformed: the body is not JSON, or the query string is invalid or has an unknown parameter (`malformed_json`, `invalid_request`)"
@@ -240,6 +242,24 @@ fn constrain_schemas(doc: &mut Value) {
         "ChatDto",
         "chat_mode",
         json!({"enum": ["everyone", "members"]}),
+    );
+    constrain(
+        doc,
+        "UpdateChatRequest",
+        "blocked_terms_action",
+        json!({"enum": ["refuse", "hold", null]}),
+    );
+    constrain(
+        doc,
+        "ChatDto",
+        "blocked_terms_action",
+        json!({"enum": ["refuse", "hold"]}),
+    );
+    constrain(
+        doc,
+        "BlockedTermsList",
+        "terms",
+        json!({"maxItems": BLOCKED_TERMS_MAX, "items": {"type": "string", "maxLength": BLOCKED_TERM_MAX_CHARS, "pattern": r"\S"}}),
     );
     // Path and query parameters.
     if let Some(paths) = doc["paths"].as_object_mut() {

@@ -316,6 +316,8 @@ pub struct ChatDto {
     pub slow_mode_seconds: u32,
     /// `everyone` (any signed-in viewer) or `members` (members, the owner and moderators).
     pub chat_mode: String,
+    /// What becomes of a comment with a blocked term: `refuse` or `hold` (for review).
+    pub blocked_terms_action: String,
     /// The comment pinned above the chat.
     pub pinned_comment: Option<CommentDto>,
 }
@@ -328,6 +330,8 @@ pub struct UpdateChatRequest {
     pub slow_mode_seconds: Option<i64>,
     /// `everyone` or `members`.
     pub chat_mode: Option<String>,
+    /// `refuse` or `hold`.
+    pub blocked_terms_action: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -381,4 +385,46 @@ pub struct ModerationLogPage {
     pub entries: Vec<LogEntryDto>,
     /// Pass as `before` for older entries; absent on the last page.
     pub next_before: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HeldCommentDto {
+    pub id: Uuid,
+    pub video_id: String,
+    pub author: AuthorDto,
+    pub body: String,
+    /// The blocked term it matched, as matched (folded).
+    pub matched_term: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&banter_core::HeldComment> for HeldCommentDto {
+    fn from(h: &banter_core::HeldComment) -> Self {
+        HeldCommentDto {
+            id: h.id.as_uuid(),
+            video_id: h.video_id.to_string(),
+            author: AuthorDto {
+                id: h.user_id.as_uuid(),
+                username: h.username.clone(),
+            },
+            body: h.body.clone(),
+            matched_term: h.matched_term.clone(),
+            created_at: h.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HeldCommentsList {
+    /// Oldest first.
+    pub held_comments: Vec<HeldCommentDto>,
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockedTermsList {
+    /// Each 1–100 characters; matched after NFKC and case folding, so look-alikes match too.
+    /// Answers list them as they are matched (folded), sorted.
+    pub terms: Vec<String>,
 }

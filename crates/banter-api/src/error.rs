@@ -231,6 +231,8 @@ validation_from!(
     banter_core::ChatModeError => codes::INVALID_CHAT_MODE,
     banter_core::SlowModeError => codes::INVALID_FIELD,
     banter_core::BanDurationError => codes::INVALID_FIELD,
+    banter_core::BlockedTermError => codes::INVALID_FIELD,
+    banter_core::BlockedTermsActionError => codes::INVALID_FIELD,
 );
 
 #[cfg(test)]

@@ -51,7 +51,8 @@ pub use state::{ApiConfig, ApiState};
 /// The caller registers `web::Data<ApiState>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use routes::{
-        admin, auth, bans, chat, comments, me, moderation_log, moderators, openapi, videos,
+        admin, auth, bans, blocked_terms, chat, comments, held_comments, me, moderation_log,
+        moderators, openapi, videos,
     };
     cfg.app_data(extract_errors::json_config())
         .app_data(extract_errors::query_config())
@@ -90,5 +91,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(chat::pin_comment)
         .service(chat::unpin_comment)
         .service(moderation_log::moderation_log)
+        .service(blocked_terms::get_video_terms)
+        .service(blocked_terms::put_video_terms)
+        .service(blocked_terms::get_site_terms)
+        .service(blocked_terms::put_site_terms)
+        .service(held_comments::list_held)
+        .service(held_comments::approve_held)
+        .service(held_comments::reject_held)
         .service(openapi::openapi_json);
 }

@@ -25,6 +25,9 @@ pub const MODERATION_ACTIONS: &[&str] = &[
     "chat_settings",
     "pin",
     "unpin",
+    "blocked_terms",
+    "approve",
+    "reject",
 ];
 
 /// The `reason` labels registered at start (any other refusal code adds its own, from the
@@ -34,6 +37,7 @@ pub const REFUSAL_REASONS: &[&str] = &[
     crate::codes::TIMED_OUT,
     crate::codes::SLOW_MODE,
     crate::codes::MEMBERS_ONLY_CHAT,
+    crate::codes::BLOCKED_TERM,
     crate::codes::RATE_LIMITED,
 ];
 

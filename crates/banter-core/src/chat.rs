@@ -1,6 +1,6 @@
 //! The rules of a video's chat, as opposed to who may watch it (`Visibility`): who moderates it
-//! (`ChatRole`), who may post (`ChatMode`), how often (`slow_mode_seconds`), and how long a ban
-//! lasts (`BanDuration`). Pure values and the decisions made from them; the store keeps them
+//! (`ChatRole`), who may post (`ChatMode`), how often (`slow_mode_seconds`), what becomes of a
+//! comment with a blocked term (`BlockedTermsAction`), and how long a ban lasts (`BanDuration`). Pure values and the decisions made from them; the store keeps them
 //! and the API enforces them.
 
 use std::fmt;
@@ -53,12 +53,48 @@ impl FromStr for ChatMode {
     }
 }
 
+/// What happens to a comment that contains a blocked term (moderators' own are exempt).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BlockedTermsAction {
+    /// Refused, with a reason.
+    #[default]
+    Refuse,
+    /// Held for the video's moderators to approve or reject.
+    Hold,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("blocked_terms_action must be one of refuse, hold")]
+pub struct BlockedTermsActionError;
+
+impl BlockedTermsAction {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BlockedTermsAction::Refuse => "refuse",
+            BlockedTermsAction::Hold => "hold",
+        }
+    }
+}
+
+impl FromStr for BlockedTermsAction {
+    type Err = BlockedTermsActionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "refuse" => Ok(BlockedTermsAction::Refuse),
+            "hold" => Ok(BlockedTermsAction::Hold),
+            _ => Err(BlockedTermsActionError),
+        }
+    }
+}
+
 /// A video's chat settings; every viewer is told them at join and whenever they change.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChatSettings {
     /// At most one comment per this many seconds per viewer (moderators exempt); 0 is off.
     pub slow_mode_seconds: u32,
     pub chat_mode: ChatMode,
+    pub blocked_terms: BlockedTermsAction,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -243,6 +279,9 @@ mod tests {
         assert!(ChatSettings::slow_mode(-1).is_err());
         for mode in [ChatMode::Everyone, ChatMode::Members] {
             assert_eq!(mode.as_str().parse::<ChatMode>(), Ok(mode));
+        }
+        for action in [BlockedTermsAction::Refuse, BlockedTermsAction::Hold] {
+            assert_eq!(action.as_str().parse::<BlockedTermsAction>(), Ok(action));
         }
         assert!("signed_in".parse::<ChatMode>().is_err());
     }

@@ -7,12 +7,14 @@
 //! formats live in `banter-api` and `banter-protocol`, which convert by hand.
 
 mod access_change;
+mod blocked_terms;
 mod chat;
 mod client_ip;
 mod comment;
 mod comment_body;
 mod device;
 mod email;
+mod held_comment;
 mod ids;
 mod password;
 mod role;
@@ -22,15 +24,20 @@ mod video;
 mod video_id;
 
 pub use access_change::AccessChange;
+pub use blocked_terms::{
+    BLOCKED_TERM_MAX_CHARS, BLOCKED_TERMS_MAX, BlockedTerm, BlockedTermError, fold_for_matching,
+};
 pub use chat::{
-    BAN_MAX_SECONDS, BAN_MIN_SECONDS, BanDuration, BanDurationError, ChatMode, ChatModeError,
-    ChatRole, ChatSettings, MODERATION_REASON_MAX_CHARS, SLOW_MODE_MAX_SECONDS, SlowModeError,
+    BAN_MAX_SECONDS, BAN_MIN_SECONDS, BanDuration, BanDurationError, BlockedTermsAction,
+    BlockedTermsActionError, ChatMode, ChatModeError, ChatRole, ChatSettings,
+    MODERATION_REASON_MAX_CHARS, SLOW_MODE_MAX_SECONDS, SlowModeError,
 };
 pub use client_ip::ClientIpRule;
 pub use comment::Comment;
 pub use comment_body::{COMMENT_BODY_MAX_CHARS, CommentBody, CommentBodyError};
 pub use device::{DEVICE_ID_MAX_LEN, Device, DeviceId, DeviceIdError};
 pub use email::{EMAIL_MAX_LEN, Email, EmailError};
+pub use held_comment::{HeldComment, PostOutcome};
 pub use ids::{CommentId, UserId};
 pub use password::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, Password, PasswordError};
 pub use role::{Role, RoleError};

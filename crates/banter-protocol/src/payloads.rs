@@ -1,7 +1,7 @@
 //! The JSON payloads of Banter's channel events: a comment (the same shape as the REST API's
 //! comment) and presence metas in the shapes the JS `Presence` helper expects.
 
-use banter_core::{ChatSettings, Comment};
+use banter_core::{ChatSettings, Comment, HeldComment};
 use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
 
@@ -26,7 +26,23 @@ pub fn comment(c: &Comment) -> Value {
 
 /// A chat's settings as clients see them (identical to the REST API's, less the pin).
 pub fn chat_settings(s: &ChatSettings) -> Value {
-    json!({"slow_mode_seconds": s.slow_mode_seconds, "chat_mode": s.chat_mode.as_str()})
+    json!({
+        "slow_mode_seconds": s.slow_mode_seconds,
+        "chat_mode": s.chat_mode.as_str(),
+        "blocked_terms_action": s.blocked_terms.as_str(),
+    })
+}
+
+/// A comment held for review, as its author is told (identical to the REST API's).
+pub fn held_comment(h: &HeldComment) -> Value {
+    json!({
+        "id": h.id.to_string(),
+        "video_id": h.video_id.as_ref(),
+        "author": {"id": h.user_id.to_string(), "username": h.username},
+        "body": h.body,
+        "matched_term": h.matched_term,
+        "created_at": rfc3339(h.created_at),
+    })
 }
 
 /// One presence meta: one per (connection, user) pair.

@@ -97,6 +97,7 @@ mod tests {
             settings: ChatSettings {
                 slow_mode_seconds: 30,
                 chat_mode: ChatMode::Everyone,
+                ..ChatSettings::default()
             },
             pinned: None,
         };

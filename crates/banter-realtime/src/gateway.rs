@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use banter_core::{AccessChange, Comment, User, VideoId};
+use banter_core::{AccessChange, PostOutcome, User, VideoId};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -59,13 +59,14 @@ pub trait Gateway: Send + Sync + 'static {
         video: VideoId,
     ) -> BoxFuture<'static, Result<(), Refusal>>;
 
-    /// Validates, rate-limits, commits and publishes a comment; returns it as stored.
+    /// Validates, checks against the chat's rules, rate-limits, commits and publishes a
+    /// comment; returns it as stored, or as held for the video's moderators to review.
     fn post_comment(
         &self,
         viewer: Viewer,
         video: VideoId,
         body: String,
-    ) -> BoxFuture<'static, Result<Comment, Refusal>>;
+    ) -> BoxFuture<'static, Result<PostOutcome, Refusal>>;
 
     /// Access changed somewhere in the cluster: forget whatever was cached about it.
     fn access_changed(&self, change: &AccessChange);

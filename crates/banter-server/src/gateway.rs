@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::ResponseError;
 use banter_api::{ApiError, ApiState, CommentEvent, CommentPublisher, Denied};
 use banter_bus::{Bus, BusEvent, ChangeKind};
-use banter_core::{AccessChange, Comment, CommentBody, User, VideoId};
+use banter_core::{AccessChange, CommentBody, PostOutcome, User, VideoId};
 use banter_protocol::reasons;
 use banter_realtime::{Gateway, Refusal, Viewer};
 
@@ -120,7 +120,7 @@ impl Gateway for ApiGateway {
         viewer: Viewer,
         video: VideoId,
         body: String,
-    ) -> BoxFuture<'static, Result<Comment, Refusal>> {
+    ) -> BoxFuture<'static, Result<PostOutcome, Refusal>> {
         let state = self.state.clone();
         let principals = self.principals.clone();
         let public = self.public.is_public(&video);

@@ -48,6 +48,17 @@ const API: &[(&str, &[&str])] = &[
     ("/api/videos/{video_id}/chat", &["GET", "PATCH"]),
     ("/api/videos/{video_id}/pin", &["PUT", "DELETE"]),
     ("/api/videos/{video_id}/moderation-log", &["GET"]),
+    ("/api/videos/{video_id}/blocked-terms", &["GET", "PUT"]),
+    ("/api/blocked-terms", &["GET", "PUT"]),
+    ("/api/videos/{video_id}/held-comments", &["GET"]),
+    (
+        "/api/videos/{video_id}/held-comments/{comment_id}/approve",
+        &["POST"],
+    ),
+    (
+        "/api/videos/{video_id}/held-comments/{comment_id}",
+        &["DELETE"],
+    ),
     ("/api/comments/{comment_id}", &["PATCH", "DELETE"]),
     ("/api/openapi.json", &["GET"]),
 ];

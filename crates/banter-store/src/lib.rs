@@ -15,6 +15,7 @@
 //! Kept out: HTTP, auth policy, validation (the `banter-core` types arrive already valid).
 
 mod backend;
+mod blocked_terms;
 mod comments;
 mod config;
 mod devices;

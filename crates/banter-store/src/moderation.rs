@@ -26,7 +26,7 @@ pub enum BanScope {
 
 impl BanScope {
     /// The `chat_bans.scope` column: the video id, or '' for the site.
-    fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         match self {
             BanScope::Video(video) => video.as_ref(),
             BanScope::Site => "",
@@ -139,13 +139,13 @@ impl From<LogRow> for LogEntry {
     }
 }
 
-const LOG_INSERT: &str = "INSERT INTO moderation_log (video_id, actor_id, action, target_user_id, target_comment_id, reason, details, created_at) \
+pub(crate) const LOG_INSERT: &str = "INSERT INTO moderation_log (video_id, actor_id, action, target_user_id, target_comment_id, reason, details, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Appends `$entry` to the log inside the transaction `$tx`.
-macro_rules! insert_log {
+macro_rules! insert_log_impl {
     ($tx:expr, $entry:expr, $now:expr) => {
-        sqlx::query(LOG_INSERT)
+        sqlx::query($crate::moderation::LOG_INSERT)
             .bind($entry.video.map(|v| v.as_ref().to_owned()))
             .bind($entry.actor.as_uuid())
             .bind($entry.action)
@@ -165,11 +165,13 @@ enum VideoChange {
     Pinned(Option<CommentId>),
 }
 
+pub(crate) use insert_log_impl as insert_log;
+
 /// The video's row, created (public, ownerless) when it has none yet: settings may be set
 /// before the first comment.
 const ENSURE_VIDEO: &str = "INSERT INTO videos (id, visibility, last_seq, created_at) VALUES ($1, 'public', 0, $2) \
      ON CONFLICT (id) DO NOTHING";
-const SELECT_VIDEO: &str = "SELECT id, owner_id, visibility, last_seq, slow_mode_seconds, chat_mode, pinned_comment_id FROM videos WHERE id = $1";
+const SELECT_VIDEO: &str = "SELECT id, owner_id, visibility, last_seq, slow_mode_seconds, chat_mode, pinned_comment_id, blocked_terms_action FROM videos WHERE id = $1";
 
 async fn bans(pool: &Pool, scope: &BanScope) -> Result<Vec<BanRow>, sqlx::Error> {
     const SQL: &str = "SELECT b.user_id, u.username, b.expires_at, b.reason, b.banned_by, b.created_at \
@@ -351,21 +353,21 @@ impl PrimaryPool {
         log: NewLogEntry<'_>,
     ) -> Result<Video, StoreError> {
         let now = OffsetDateTime::now_utc();
-        let row =
-            on_pool!(self.pool(), |p| {
-                let mut tx = p.begin().await?;
-                sqlx::query(ENSURE_VIDEO)
-                    .bind(video.as_ref())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                match change {
+        let row = on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            sqlx::query(ENSURE_VIDEO)
+                .bind(video.as_ref())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            match change {
                     VideoChange::Settings(settings) => sqlx::query(
-                        "UPDATE videos SET slow_mode_seconds = $2, chat_mode = $3 WHERE id = $1",
+                        "UPDATE videos SET slow_mode_seconds = $2, chat_mode = $3, blocked_terms_action = $4 WHERE id = $1",
                     )
                     .bind(video.as_ref())
                     .bind(i32::try_from(settings.slow_mode_seconds).unwrap_or(i32::MAX))
                     .bind(settings.chat_mode.as_str())
+                    .bind(settings.blocked_terms.as_str())
                     .execute(&mut *tx)
                     .await?,
                     VideoChange::Pinned(comment) => {
@@ -376,14 +378,14 @@ impl PrimaryPool {
                             .await?
                     }
                 };
-                insert_log!(tx, log, now)?;
-                let row = sqlx::query_as::<_, VideoRow>(SELECT_VIDEO)
-                    .bind(video.as_ref())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(row)
-            })?;
+            insert_log!(tx, log, now)?;
+            let row = sqlx::query_as::<_, VideoRow>(SELECT_VIDEO)
+                .bind(video.as_ref())
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(row)
+        })?;
         row.try_into()
     }
 

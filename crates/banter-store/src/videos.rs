@@ -1,6 +1,8 @@
 //! Videos: visibility, ownership and membership, which decide who may read and post.
 
-use banter_core::{ChatMode, ChatSettings, CommentId, UserId, Video, VideoId, Visibility};
+use banter_core::{
+    BlockedTermsAction, ChatMode, ChatSettings, CommentId, UserId, Video, VideoId, Visibility,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -16,6 +18,7 @@ pub(crate) struct VideoRow {
     slow_mode_seconds: i32,
     chat_mode: String,
     pinned_comment_id: Option<Uuid>,
+    blocked_terms_action: String,
 }
 
 impl TryFrom<VideoRow> for Video {
@@ -38,6 +41,10 @@ impl TryFrom<VideoRow> for Video {
                     .chat_mode
                     .parse::<ChatMode>()
                     .map_err(|_| anyhow::anyhow!("stored chat mode is invalid"))?,
+                blocked_terms: row
+                    .blocked_terms_action
+                    .parse::<BlockedTermsAction>()
+                    .map_err(|_| anyhow::anyhow!("stored blocked-terms action is invalid"))?,
             },
             pinned_comment: row.pinned_comment_id.map(CommentId::from_uuid),
         })
@@ -47,7 +54,7 @@ impl TryFrom<VideoRow> for Video {
 pub(crate) async fn get_video(pool: &Pool, id: &VideoId) -> Result<Option<VideoRow>, sqlx::Error> {
     on_pool!(pool, |p| {
         sqlx::query_as::<_, VideoRow>(
-            "SELECT id, owner_id, visibility, last_seq, slow_mode_seconds, chat_mode, pinned_comment_id FROM videos WHERE id = $1",
+            "SELECT id, owner_id, visibility, last_seq, slow_mode_seconds, chat_mode, pinned_comment_id, blocked_terms_action FROM videos WHERE id = $1",
         )
         .bind(id.as_ref())
         .fetch_optional(p)
@@ -79,7 +86,7 @@ impl PrimaryPool {
         visibility: Visibility,
     ) -> Result<Video, StoreError> {
         const SQL: &str = "INSERT INTO videos (id, owner_id, visibility, last_seq, created_at) VALUES ($1, $2, $3, 0, $4) \
-             RETURNING id, owner_id, visibility, last_seq, slow_mode_seconds, chat_mode, pinned_comment_id";
+             RETURNING id, owner_id, visibility, last_seq, slow_mode_seconds, chat_mode, pinned_comment_id, blocked_terms_action";
         let row = on_pool!(self.pool(), |p| {
             sqlx::query_as::<_, VideoRow>(SQL)
                 .bind(id.as_ref())

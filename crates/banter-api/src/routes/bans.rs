@@ -30,16 +30,16 @@ pub struct SiteBanRequest {
 
 /// A moderator's reason: trimmed, empty is none, at most 500 characters.
 fn reason(raw: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
-        return Ok(None);
-    };
-    if raw.chars().count() > MODERATION_REASON_MAX_CHARS {
+    if raw.is_some_and(|r| r.chars().count() > MODERATION_REASON_MAX_CHARS) {
         return Err(ApiError::validation(
             codes::INVALID_FIELD,
             format!("reason must be at most {MODERATION_REASON_MAX_CHARS} characters"),
         ));
     }
-    Ok(Some(raw.to_owned()))
+    Ok(raw
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned))
 }
 
 async fn target(state: &ApiState, actor: &Principal, user: uuid::Uuid) -> Result<User, ApiError> {

@@ -1,9 +1,10 @@
-//! `/api/videos/{video_id}/chat` (the chat's settings and pinned comment: anyone who may see
-//! the video reads them, its moderators change them) and `/api/videos/{video_id}/pin`. Every
+//! `/api/videos/{video_id}/chat` (the chat's settings (slow mode, who may post, what becomes
+//! of blocked terms) and pinned comment: anyone who may see the video reads them, its
+//! moderators change them) and `/api/videos/{video_id}/pin`. Every
 //! change reaches joined viewers live (`chat_settings`, `comment_pinned`, `comment_unpinned`).
 
 use actix_web::{HttpResponse, delete, get, patch, put, web};
-use banter_core::{ChatMode, ChatSettings, CommentId, Video, VideoId};
+use banter_core::{BlockedTermsAction, ChatMode, ChatSettings, CommentId, Video, VideoId};
 use banter_store::NewLogEntry;
 use serde_json::json;
 
@@ -28,6 +29,7 @@ async fn chat_dto(state: &ApiState, video: Option<&Video>) -> Result<ChatDto, Ap
     Ok(ChatDto {
         slow_mode_seconds: settings.slow_mode_seconds,
         chat_mode: settings.chat_mode.as_str().to_owned(),
+        blocked_terms_action: settings.blocked_terms.as_str().to_owned(),
         pinned_comment: pinned.as_ref().map(CommentDto::from),
     })
 }
@@ -73,11 +75,17 @@ pub async fn update_chat(
         .as_deref()
         .map(str::parse::<ChatMode>)
         .transpose()?;
+    let blocked_terms = body
+        .blocked_terms_action
+        .as_deref()
+        .map(str::parse::<BlockedTermsAction>)
+        .transpose()?;
     let (found, _) = require_moderator(&state, &video, &principal.user).await?;
     let current = found.map(|v| v.chat).unwrap_or_default();
     let settings = ChatSettings {
         slow_mode_seconds: slow_mode.unwrap_or(current.slow_mode_seconds),
         chat_mode: chat_mode.unwrap_or(current.chat_mode),
+        blocked_terms: blocked_terms.unwrap_or(current.blocked_terms),
     };
     let log = NewLogEntry {
         video: Some(&video),
@@ -89,6 +97,7 @@ pub async fn update_chat(
         details: json!({
             "slow_mode_seconds": settings.slow_mode_seconds,
             "chat_mode": settings.chat_mode.as_str(),
+            "blocked_terms_action": settings.blocked_terms.as_str(),
         })
         .to_string(),
     };

@@ -2,14 +2,14 @@
 //! deleting comments. Every committed change is handed to the publish hook after commit.
 
 use actix_web::{HttpResponse, ResponseError, delete, get, patch, post, web};
-use banter_core::{CommentBody, CommentId, VideoId};
+use banter_core::{CommentBody, CommentId, PostOutcome, VideoId};
 use banter_store::{CommentPage, NewLogEntry};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::access::{check_view, visible_video};
 use crate::auth::{MaybePrincipal, Principal};
-use crate::dto::{CommentDto, CommentsPage, NewCommentRequest};
+use crate::dto::{CommentDto, CommentsPage, HeldCommentDto, NewCommentRequest};
 use crate::json_body::JsonBody;
 use crate::moderation::{COMMENTS_REFUSED_METRIC, announce, role_on};
 use crate::publish::CommentEvent;
@@ -88,7 +88,7 @@ pub async fn list_comments(
     tag = "comments",
     params(("video_id" = String, Path)),
     request_body = NewCommentRequest,
-    responses((status = 201, body = CommentDto), (status = 401), (status = 403, description = "Not allowed: a private video (`forbidden`), a ban (`banned`), a timeout (`timed_out`, with `retry_after`), or members-only chat (`members_only_chat`)"), (status = 413), (status = 422), (status = 429, description = "Rate limited (`rate_limited`) or slow mode (`slow_mode`): retry after `Retry-After` seconds (also `retry_after` in the body)")),
+    responses((status = 201, body = CommentDto), (status = 202, body = HeldCommentDto, description = "Held for the video's moderators to review: it matched a blocked term on a video that holds such comments"), (status = 401), (status = 403, description = "Not allowed: a private video (`forbidden`), a ban (`banned`), a timeout (`timed_out`, with `retry_after`), or members-only chat (`members_only_chat`)"), (status = 413), (status = 422, description = "A value breaks a rule (`comment_empty`, `comment_too_long`, …) or the comment contains a blocked term (`blocked_term`)"), (status = 429, description = "Rate limited (`rate_limited`) or slow mode (`slow_mode`): retry after `Retry-After` seconds (also `retry_after` in the body)")),
     security(("bearer" = []))
 )]
 #[post("/api/videos/{video_id}/comments")]
@@ -100,8 +100,12 @@ pub async fn create_comment(
 ) -> Result<HttpResponse, ApiError> {
     let video_id = VideoId::parse(&path)?;
     let body = CommentBody::parse(&body.body)?;
-    let comment = post_comment(&state, &principal, &video_id, &body).await?;
-    Ok(HttpResponse::Created().json(CommentDto::from(&comment)))
+    match post_comment(&state, &principal, &video_id, &body).await? {
+        PostOutcome::Committed(comment) => {
+            Ok(HttpResponse::Created().json(CommentDto::from(&comment)))
+        }
+        PostOutcome::Held(held) => Ok(HttpResponse::Accepted().json(HeldCommentDto::from(&held))),
+    }
 }
 
 /// The one write path for new comments (REST here; the socket's `new_comment` too):
@@ -111,7 +115,7 @@ pub async fn post_comment(
     principal: &Principal,
     video_id: &VideoId,
     body: &CommentBody,
-) -> Result<banter_core::Comment, ApiError> {
+) -> Result<PostOutcome, ApiError> {
     let primary = state.store.primary();
     let video = primary.get_video(video_id).await?;
     check_view(primary, video.as_ref(), Some(&principal.user)).await??;
@@ -127,7 +131,7 @@ pub async fn post_comment_to_public(
     principal: &Principal,
     video_id: &VideoId,
     body: &CommentBody,
-) -> Result<banter_core::Comment, ApiError> {
+) -> Result<PostOutcome, ApiError> {
     let posted = commit_within_rules(state, principal, video_id, body).await;
     if let Err(refused) = &posted
         && refused.status_code().is_client_error()
@@ -142,9 +146,13 @@ async fn commit_within_rules(
     principal: &Principal,
     video_id: &VideoId,
     body: &CommentBody,
-) -> Result<banter_core::Comment, ApiError> {
+) -> Result<PostOutcome, ApiError> {
     let primary = state.store.primary();
-    let slot = state.chat.admit(primary, &principal.user, video_id).await?;
+    let admission = state
+        .chat
+        .admit(primary, &principal.user, video_id, body)
+        .await?;
+    let slot = admission.slot;
     let limited = state
         .limits
         .comment_per_user
@@ -160,6 +168,15 @@ async fn commit_within_rules(
         slot.release();
         return Err(limited);
     }
+    if let Some(term) = admission.hold {
+        let held = primary
+            .hold_comment(video_id, principal.user.id, body.as_ref(), &term)
+            .await;
+        if held.is_err() {
+            slot.release();
+        }
+        return Ok(PostOutcome::Held(held?));
+    }
     let comment = match primary
         .create_comment(video_id, principal.user.id, body)
         .await
@@ -173,7 +190,7 @@ async fn commit_within_rules(
     state
         .publisher
         .publish(CommentEvent::Created(comment.clone()));
-    Ok(comment)
+    Ok(PostOutcome::Committed(comment))
 }
 
 /// The comment with this id, unless it does not exist or is deleted (read on the primary: the

@@ -4,8 +4,10 @@
 pub mod admin;
 pub mod auth;
 pub mod bans;
+pub mod blocked_terms;
 pub mod chat;
 pub mod comments;
+pub mod held_comments;
 pub mod me;
 pub mod moderation_log;
 pub mod moderators;

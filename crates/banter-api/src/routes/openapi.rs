@@ -4,7 +4,10 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth, bans, chat, comments, me, moderation_log, moderators, videos};
+use super::{
+    admin, auth, bans, blocked_terms, chat, comments, held_comments, me, moderation_log,
+    moderators, videos,
+};
 
 struct BearerAuth;
 
@@ -37,6 +40,9 @@ impl Modify for BearerAuth {
         bans::list_site_bans, bans::ban_site_wide, bans::unban_site_wide,
         chat::get_chat, chat::update_chat, chat::pin_comment, chat::unpin_comment,
         moderation_log::moderation_log,
+        blocked_terms::get_video_terms, blocked_terms::put_video_terms,
+        blocked_terms::get_site_terms, blocked_terms::put_site_terms,
+        held_comments::list_held, held_comments::approve_held, held_comments::reject_held,
     ),
     modifiers(&BearerAuth)
 )]

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use banter_core::{Comment, VideoId};
+use banter_core::{PostOutcome, VideoId};
 use banter_protocol::reasons::{self, close};
 use banter_protocol::{
     Frame, Message, PHOENIX_TOPIC, Payload, Vsn, decode_binary, decode_text, encode_reply, events,
@@ -45,7 +45,7 @@ mod access;
 mod join;
 
 /// Posts committing concurrently with the rest of the session's work.
-type PendingPosts = FuturesUnordered<BoxFuture<'static, (Message, Result<Comment, Refusal>)>>;
+type PendingPosts = FuturesUnordered<BoxFuture<'static, (Message, Result<PostOutcome, Refusal>)>>;
 
 /// A session with this many posts in flight stops reading until one completes (back-pressure
 /// to the client through TCP).
@@ -405,10 +405,19 @@ impl Session {
         let _ = tokio::time::timeout(Duration::from_secs(5), finish).await;
     }
 
-    async fn post_reply(&mut self, m: &Message, result: Result<Comment, Refusal>) -> Option<End> {
+    async fn post_reply(
+        &mut self,
+        m: &Message,
+        result: Result<PostOutcome, Refusal>,
+    ) -> Option<End> {
         match result {
-            Ok(comment) => {
+            Ok(PostOutcome::Committed(comment)) => {
                 let payload = json!({ "comment": banter_protocol::payloads::comment(&comment) });
+                self.reply(m, m.join_ref.as_deref(), "ok", payload).await
+            }
+            Ok(PostOutcome::Held(held)) => {
+                let payload =
+                    json!({ "held_comment": banter_protocol::payloads::held_comment(&held) });
                 self.reply(m, m.join_ref.as_deref(), "ok", payload).await
             }
             Err(refusal) => {

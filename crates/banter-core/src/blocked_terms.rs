@@ -1,0 +1,129 @@
+//! Blocked terms: words a video's moderators (or the site's admins) do not want in its chat.
+//! Terms and comments are compared after the same folding, so look-alike tricks do not pass:
+//! NFKC (fullwidth `ｂａｄ`, ligatures, mathematical letters `𝐛𝐚𝐝`, circled letters fold to
+//! `bad`), full Unicode case folding (`BAD`, `Straße`/`STRASSE`), and default-ignorable code
+//! points dropped (`b\u{200B}ad` with a zero-width space), NFKC again after folding.
+//!
+//! A term matches anywhere in a comment, inside words too: a live chat's moderators list what
+//! they want gone, and a word boundary is what a troll gets round first.
+//!
+//! Kept out: where terms are kept and what happens to a match (refused, or held for review).
+
+use icu_casemap::CaseMapper;
+use icu_normalizer::ComposingNormalizer;
+use icu_properties::CodePointSetData;
+use icu_properties::props::DefaultIgnorableCodePoint;
+
+/// The longest term, in characters, as given.
+pub const BLOCKED_TERM_MAX_CHARS: usize = 100;
+/// The most terms one list (a video's, or the site's) may hold.
+pub const BLOCKED_TERMS_MAX: usize = 500;
+
+/// `text` folded for matching: NFKC, case folding, default-ignorables dropped, NFKC again.
+pub fn fold_for_matching(text: &str) -> String {
+    let nfkc = ComposingNormalizer::new_nfkc();
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    let folded = CaseMapper::new()
+        .fold_string(&nfkc.normalize(text))
+        .into_owned();
+    let kept: String = folded.chars().filter(|c| !ignorable.contains(*c)).collect();
+    nfkc.normalize(&kept).into_owned()
+}
+
+/// A term as it is matched (folded); made only by `parse`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockedTerm(String);
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BlockedTermError {
+    #[error("a blocked term must have a visible character")]
+    Empty,
+    #[error("a blocked term may have at most {max} characters")]
+    TooLong { max: usize },
+}
+
+impl BlockedTerm {
+    /// Trims and folds `raw`.
+    pub fn parse(raw: &str) -> Result<BlockedTerm, BlockedTermError> {
+        if raw.chars().count() > BLOCKED_TERM_MAX_CHARS {
+            return Err(BlockedTermError::TooLong {
+                max: BLOCKED_TERM_MAX_CHARS,
+            });
+        }
+        let folded = fold_for_matching(raw.trim());
+        let folded = folded.trim();
+        if folded.is_empty() {
+            return Err(BlockedTermError::Empty);
+        }
+        Ok(BlockedTerm(folded.to_owned()))
+    }
+
+    /// A term read back from storage, where only folded terms are written.
+    pub fn from_folded(folded: String) -> BlockedTerm {
+        BlockedTerm(folded)
+    }
+
+    /// The first of `terms` found in `folded_text` (folded with [`fold_for_matching`]).
+    pub fn first_in<'a>(
+        folded_text: &str,
+        terms: impl IntoIterator<Item = &'a BlockedTerm>,
+    ) -> Option<&'a BlockedTerm> {
+        terms.into_iter().find(|t| folded_text.contains(&t.0))
+    }
+}
+
+impl AsRef<str> for BlockedTerm {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks(term: &str, text: &str) -> bool {
+        let term = BlockedTerm::parse(term).unwrap();
+        BlockedTerm::first_in(&fold_for_matching(text), [&term]).is_some()
+    }
+
+    #[test]
+    fn look_alikes_of_a_term_are_caught() {
+        for text in [
+            "bad",
+            "so BAD",
+            "ＢＡＤ",              // fullwidth
+            "𝐛𝐚𝐝",                 // mathematical bold
+            "ⓑⓐⓓ",                 // circled
+            "b\u{200B}a\u{200D}d", // zero-width space and joiner
+            "b\u{00AD}ad",         // soft hyphen
+            "notbadatall",         // inside a word
+        ] {
+            assert!(blocks("bad", text), "{text:?}");
+        }
+        assert!(!blocks("bad", "b a d"));
+        assert!(!blocks("bad", "good"));
+    }
+
+    #[test]
+    fn case_folding_is_full_not_just_lowercase() {
+        assert!(blocks("straße", "STRASSE"));
+        assert!(blocks("STRASSE", "straße"));
+        assert!(blocks("ΣΟΦΟΣ", "σοφος"));
+        // A term given in a compatibility form folds like the text.
+        assert!(blocks("ｆｉ", "fi"));
+        assert!(blocks("ﬁ", "FI"));
+    }
+
+    #[test]
+    fn terms_are_trimmed_folded_and_bounded() {
+        assert_eq!(BlockedTerm::parse("  Spam  ").unwrap().as_ref(), "spam");
+        assert_eq!(BlockedTerm::parse("   "), Err(BlockedTermError::Empty));
+        assert_eq!(BlockedTerm::parse("\u{200B}"), Err(BlockedTermError::Empty));
+        assert!(BlockedTerm::parse(&"x".repeat(BLOCKED_TERM_MAX_CHARS)).is_ok());
+        assert!(matches!(
+            BlockedTerm::parse(&"x".repeat(BLOCKED_TERM_MAX_CHARS + 1)),
+            Err(BlockedTermError::TooLong { .. })
+        ));
+    }
+}
