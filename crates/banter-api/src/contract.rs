@@ -184,7 +184,7 @@ fn constrain_schemas(doc: &mut Value) {
         "minLength": 1,
         "maxLength": COMMENT_BODY_MAX_CHARS,
         "pattern": r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$",
-        "description": "1–2000 characters after trimming white space; no control characters but newline.",
+        "description": "At most 2000 characters as sent, at least 1 after trimming white space; no control characters but newline, anywhere.",
     });
     constrain(doc, "NewCommentRequest", "body", comment);
     let video_id = json!({
@@ -236,6 +236,12 @@ fn constrain_schemas(doc: &mut Value) {
         "UpdateChatRequest",
         "chat_mode",
         json!({"enum": ["everyone", "members", null]}),
+    );
+    constrain(
+        doc,
+        "AuthorDto",
+        "role",
+        json!({"enum": ["owner", "moderator", "admin", null]}),
     );
     constrain(
         doc,

@@ -40,6 +40,9 @@ impl From<&User> for UserDto {
 pub struct AuthorDto {
     pub id: Uuid,
     pub username: String,
+    /// The author's role on the video, for a badge: `owner`, `moderator` or `admin`; `null`
+    /// for a viewer.
+    pub role: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -68,6 +71,7 @@ impl From<&Comment> for CommentDto {
             author: AuthorDto {
                 id: c.user_id.as_uuid(),
                 username: c.username.clone(),
+                role: c.author_role.map(|r| r.as_str().to_owned()),
             },
             body: c.body.clone(),
             deleted: c.deleted_at.is_some(),
@@ -407,6 +411,7 @@ impl From<&banter_core::HeldComment> for HeldCommentDto {
             author: AuthorDto {
                 id: h.user_id.as_uuid(),
                 username: h.username.clone(),
+                role: None,
             },
             body: h.body.clone(),
             matched_term: h.matched_term.clone(),
@@ -424,7 +429,8 @@ pub struct HeldCommentsList {
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockedTermsList {
-    /// Each 1–100 characters; matched after NFKC and case folding, so look-alikes match too.
+    /// At most 100 terms of 1–25 characters; matched after NFKC and case folding, so
+    /// look-alikes match too.
     /// Answers list them as they are matched (folded), sorted.
     pub terms: Vec<String>,
 }

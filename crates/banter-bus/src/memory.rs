@@ -79,6 +79,7 @@ mod tests {
                 created_at: now,
                 updated_at: now,
                 deleted_at: None,
+                author_role: None,
             },
             trace: None,
         }

@@ -30,6 +30,7 @@ pub fn encode(node: &str, event: &BusEvent) -> String {
             "created_at": time(c.created_at),
             "updated_at": time(c.updated_at),
             "deleted_at": c.deleted_at.and_then(time),
+            "author_role": c.author_role.map(|r| r.as_str()),
         }
     });
     if let Some(tp) = &event.trace {
@@ -62,6 +63,10 @@ pub fn decode(text: &str) -> Option<(String, BusEvent)> {
             None
         } else {
             Some(time("deleted_at")?)
+        },
+        author_role: match &c["author_role"] {
+            Value::Null => None,
+            role => Some(role.as_str()?.parse().ok()?),
         },
     };
     let trace = v["traceparent"].as_str().map(str::to_owned);
@@ -216,6 +221,7 @@ mod tests {
                 created_at: now,
                 updated_at: now,
                 deleted_at: Some(now),
+                author_role: Some(banter_core::ChatRole::Owner),
             },
             trace: None,
         };

@@ -14,10 +14,11 @@ use icu_normalizer::ComposingNormalizer;
 use icu_properties::CodePointSetData;
 use icu_properties::props::DefaultIgnorableCodePoint;
 
-/// The longest term, in characters, as given.
-pub const BLOCKED_TERM_MAX_CHARS: usize = 100;
+/// The longest term, in characters, as given. With `BLOCKED_TERMS_MAX` it keeps every valid
+/// list under the API's 32 KiB body limit however its characters are escaped in JSON.
+pub const BLOCKED_TERM_MAX_CHARS: usize = 25;
 /// The most terms one list (a video's, or the site's) may hold.
-pub const BLOCKED_TERMS_MAX: usize = 500;
+pub const BLOCKED_TERMS_MAX: usize = 100;
 
 /// `text` folded for matching: NFKC, case folding, default-ignorables dropped, NFKC again.
 pub fn fold_for_matching(text: &str) -> String {

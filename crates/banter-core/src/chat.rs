@@ -191,6 +191,23 @@ impl ChatRole {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a chat role is one of moderator, owner, admin")]
+pub struct ChatRoleError;
+
+impl FromStr for ChatRole {
+    type Err = ChatRoleError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "moderator" => Ok(ChatRole::Moderator),
+            "owner" => Ok(ChatRole::Owner),
+            "admin" => Ok(ChatRole::Admin),
+            _ => Err(ChatRoleError),
+        }
+    }
+}
+
 impl fmt::Display for ChatRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -241,6 +258,14 @@ mod tests {
         );
         assert_eq!(ChatRole::of(&viewer, Some(owner.id), false), None);
         assert_eq!(ChatRole::of(&viewer, None, false), None);
+    }
+
+    #[test]
+    fn chat_roles_round_trip() {
+        for role in [ChatRole::Moderator, ChatRole::Owner, ChatRole::Admin] {
+            assert_eq!(role.as_str().parse::<ChatRole>(), Ok(role));
+        }
+        assert!("user".parse::<ChatRole>().is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use crate::{CommentId, UserId, VideoId};
+use crate::{ChatRole, CommentId, UserId, VideoId};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comment {
@@ -18,4 +18,7 @@ pub struct Comment {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub deleted_at: Option<OffsetDateTime>,
+    /// The author's role on the video when the comment was read (a badge: owner, moderator,
+    /// admin), `None` for a viewer.
+    pub author_role: Option<ChatRole>,
 }

@@ -1,8 +1,9 @@
 //! `CommentBody`: the text of a comment.
 //!
-//! Rules: after trimming surrounding whitespace the text has 1 to 2000 characters (Unicode
-//! scalar values), and it contains no control characters other than newline. The trimmed text
-//! is what is stored; nothing else is changed: HTML, SQL metacharacters and any other Unicode
+//! Rules: the text as sent has at most 2000 characters (Unicode scalar values) and no control
+//! characters other than newline (not even in surrounding whitespace: a `\r` or tab is refused
+//! wherever it is, exactly as the OpenAPI schema says), and at least one character is left after
+//! trimming surrounding whitespace. The trimmed text is what is stored; nothing else is changed: HTML, SQL metacharacters and any other Unicode
 //! come back exactly as posted, since rendering safely is the client's job.
 
 /// The most characters a comment may have after trimming.
@@ -23,17 +24,17 @@ pub enum CommentBodyError {
 
 impl CommentBody {
     pub fn parse(raw: &str) -> Result<Self, CommentBodyError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(CommentBodyError::Empty);
+        if raw.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(CommentBodyError::ControlCharacter);
         }
-        if trimmed.chars().count() > COMMENT_BODY_MAX_CHARS {
+        if raw.chars().count() > COMMENT_BODY_MAX_CHARS {
             return Err(CommentBodyError::TooLong {
                 max: COMMENT_BODY_MAX_CHARS,
             });
         }
-        if trimmed.chars().any(|c| c.is_control() && c != '\n') {
-            return Err(CommentBodyError::ControlCharacter);
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(CommentBodyError::Empty);
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -65,6 +66,24 @@ mod tests {
     #[test]
     fn surrounding_whitespace_is_trimmed() {
         assert_eq!(CommentBody::parse("  hi \n").unwrap().as_ref(), "hi");
+    }
+
+    #[test]
+    fn the_rules_apply_to_the_text_as_sent_not_as_trimmed() {
+        // What the OpenAPI schema says: a control character anywhere, or 2001 characters with
+        // the spaces around them, are refused even though trimming would remove them.
+        assert_eq!(
+            CommentBody::parse("hi\r"),
+            Err(CommentBodyError::ControlCharacter)
+        );
+        assert_eq!(
+            CommentBody::parse("\thi"),
+            Err(CommentBodyError::ControlCharacter)
+        );
+        assert!(matches!(
+            CommentBody::parse(&format!("{} ", "x".repeat(2000))),
+            Err(CommentBodyError::TooLong { .. })
+        ));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use blocked_terms::{
 };
 pub use chat::{
     BAN_MAX_SECONDS, BAN_MIN_SECONDS, BanDuration, BanDurationError, BlockedTermsAction,
-    BlockedTermsActionError, ChatMode, ChatModeError, ChatRole, ChatSettings,
+    BlockedTermsActionError, ChatMode, ChatModeError, ChatRole, ChatRoleError, ChatSettings,
     MODERATION_REASON_MAX_CHARS, SLOW_MODE_MAX_SECONDS, SlowModeError,
 };
 pub use client_ip::ClientIpRule;

@@ -15,7 +15,11 @@ pub fn comment(c: &Comment) -> Value {
         "id": c.id.to_string(),
         "video_id": c.video_id.as_ref(),
         "seq": c.seq,
-        "author": {"id": c.user_id.to_string(), "username": c.username},
+        "author": {
+            "id": c.user_id.to_string(),
+            "username": c.username,
+            "role": c.author_role.map(|r| r.as_str()),
+        },
         "body": c.body,
         "deleted": c.deleted_at.is_some(),
         "edited": c.deleted_at.is_none() && c.updated_at != c.created_at,

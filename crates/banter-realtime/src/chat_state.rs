@@ -86,6 +86,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
             deleted_at: None,
+            author_role: None,
         }
     }
 

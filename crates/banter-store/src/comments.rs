@@ -7,7 +7,7 @@
 //! committed comments get 1, 2, 3, … with no gaps. On SQLite the single writer connection gives
 //! the same guarantee.
 
-use banter_core::{Comment, CommentBody, CommentId, UserId, VideoId};
+use banter_core::{ChatRole, Comment, CommentBody, CommentId, UserId, VideoId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -38,6 +38,8 @@ pub(crate) struct CommentRow {
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
     deleted_at: Option<OffsetDateTime>,
+    /// The author's role on the video, computed when read (see `author_role` in the SQL).
+    author_role: Option<String>,
 }
 
 impl TryFrom<CommentRow> for Comment {
@@ -55,13 +57,19 @@ impl TryFrom<CommentRow> for Comment {
             created_at: row.created_at,
             updated_at: row.updated_at,
             deleted_at: row.deleted_at,
+            author_role: row
+                .author_role
+                .as_deref()
+                .map(str::parse::<ChatRole>)
+                .transpose()
+                .map_err(|_| anyhow::anyhow!("computed author role is invalid"))?,
         })
     }
 }
 
 async fn get_comment(pool: &Pool, id: CommentId) -> Result<Option<CommentRow>, sqlx::Error> {
-    const SQL: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at \
-         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.id = $1";
+    const SQL: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at, CASE WHEN u.role = 'admin' THEN 'admin' WHEN v.owner_id = c.user_id THEN 'owner' WHEN u.role = 'moderator' OR EXISTS (SELECT 1 FROM video_moderators m WHERE m.video_id = c.video_id AND m.user_id = c.user_id) THEN 'moderator' END AS author_role \
+         FROM comments c JOIN users u ON u.id = c.user_id JOIN videos v ON v.id = c.video_id WHERE c.id = $1";
     on_pool!(pool, |p| {
         sqlx::query_as::<_, CommentRow>(SQL)
             .bind(id.as_uuid())
@@ -76,10 +84,10 @@ async fn list_comments(
     page: CommentPage,
     limit: u32,
 ) -> Result<Vec<CommentRow>, sqlx::Error> {
-    const AFTER: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at \
-         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.video_id = $1 AND c.seq > $2 AND c.seq < $4 ORDER BY c.seq ASC LIMIT $3";
-    const BEFORE: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at \
-         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.video_id = $1 AND c.seq < $2 AND c.seq > $4 ORDER BY c.seq DESC LIMIT $3";
+    const AFTER: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at, CASE WHEN u.role = 'admin' THEN 'admin' WHEN v.owner_id = c.user_id THEN 'owner' WHEN u.role = 'moderator' OR EXISTS (SELECT 1 FROM video_moderators m WHERE m.video_id = c.video_id AND m.user_id = c.user_id) THEN 'moderator' END AS author_role \
+         FROM comments c JOIN users u ON u.id = c.user_id JOIN videos v ON v.id = c.video_id WHERE c.video_id = $1 AND c.seq > $2 AND c.seq < $4 ORDER BY c.seq ASC LIMIT $3";
+    const BEFORE: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at, CASE WHEN u.role = 'admin' THEN 'admin' WHEN v.owner_id = c.user_id THEN 'owner' WHEN u.role = 'moderator' OR EXISTS (SELECT 1 FROM video_moderators m WHERE m.video_id = c.video_id AND m.user_id = c.user_id) THEN 'moderator' END AS author_role \
+         FROM comments c JOIN users u ON u.id = c.user_id JOIN videos v ON v.id = c.video_id WHERE c.video_id = $1 AND c.seq < $2 AND c.seq > $4 ORDER BY c.seq DESC LIMIT $3";
     let (sql, bound, other, descending) = match page {
         CommentPage::After(seq) => (AFTER, seq, i64::MAX, false),
         CommentPage::Between(after, before) => (AFTER, after, before, false),
@@ -110,8 +118,8 @@ pub(crate) async fn insert_batch(
     video: &VideoId,
     batch: &[(UserId, &CommentBody)],
 ) -> Result<Vec<Comment>, StoreError> {
-    const SELECT: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at \
-         FROM comments c JOIN users u ON u.id = c.user_id WHERE c.video_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq";
+    const SELECT: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at, CASE WHEN u.role = 'admin' THEN 'admin' WHEN v.owner_id = c.user_id THEN 'owner' WHEN u.role = 'moderator' OR EXISTS (SELECT 1 FROM video_moderators m WHERE m.video_id = c.video_id AND m.user_id = c.user_id) THEN 'moderator' END AS author_role \
+         FROM comments c JOIN users u ON u.id = c.user_id JOIN videos v ON v.id = c.video_id WHERE c.video_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq";
     // Microseconds: what both backends store, so the answer equals a later read.
     let now = OffsetDateTime::now_utc();
     let now = now

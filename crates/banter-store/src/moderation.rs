@@ -398,8 +398,8 @@ impl PrimaryPool {
         user: UserId,
         log: NewLogEntry<'_>,
     ) -> Result<Vec<Comment>, StoreError> {
-        const LIVE: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at \
-             FROM comments c JOIN users u ON u.id = c.user_id \
+        const LIVE: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at, CASE WHEN u.role = 'admin' THEN 'admin' WHEN v.owner_id = c.user_id THEN 'owner' WHEN u.role = 'moderator' OR EXISTS (SELECT 1 FROM video_moderators m WHERE m.video_id = c.video_id AND m.user_id = c.user_id) THEN 'moderator' END AS author_role \
+             FROM comments c JOIN users u ON u.id = c.user_id JOIN videos v ON v.id = c.video_id \
              WHERE c.video_id = $1 AND c.user_id = $2 AND c.deleted_at IS NULL ORDER BY c.seq";
         let now = OffsetDateTime::now_utc();
         let now = now
