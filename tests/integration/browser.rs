@@ -3,8 +3,11 @@
 //! tight comment limit. Two viewers (one on a phone-sized screen behind a network it can cut,
 //! one on the stock `phoenix` client) see each other's comments and the viewer count; the cut
 //! viewer catches up without gap or duplicate; HTML shows as text; the token refreshes; a rate
-//! limit shows in words. Screenshots go to `$CARGO_TARGET_DIR/browser-artifacts` (or
-//! `target/browser-artifacts`).
+//! limit shows in words. `tests/js/live_chat.mjs` checks the page as a live chat: it opens at the
+//! newest, follows or counts new comments, pages back, badges, marks and dates comments, keeps
+//! the post box on a phone's screen, keeps refused text, shows the pin and slow mode, signs in
+//! by email under the username, pauses announcements, and has a dark theme. Screenshots go to
+//! `$CARGO_TARGET_DIR/browser-artifacts` (or `target/browser-artifacts`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -71,6 +74,82 @@ async fn two_browsers_share_a_live_comment_thread() {
         "04-caught-up-phone",
         "06-rate-limited-phone",
         "07-skipped-desktop",
+    ] {
+        assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_behaves_like_a_live_chat() {
+    let js_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    assert!(
+        js_dir.join("node_modules/playwright-core").exists(),
+        "tests/js/node_modules is missing: run `npm ci` in tests/js (./scripts/test does)"
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Chromium is missing: apt-get install chromium (./scripts/test does)"
+    );
+    let app = TestApp::spawn(TestBackend::Sqlite).await;
+    let owner = app.register("chatowner").await;
+    // Signs in with an email whose local part is not the username.
+    let res = app
+        .post_json(
+            "/api/auth/register",
+            None,
+            &serde_json::json!({
+                "email": "f.an+chat@example.com",
+                "username": "fanuser",
+                "password": "correct horse battery",
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+    let fan = banter_tests::session_from(res.json().await.unwrap());
+    app.create_video(&owner, "livechat", "public").await;
+    for i in 1..=60 {
+        let res = app
+            .post_comment(&owner.access_token, "livechat", &format!("comment {i}"))
+            .await;
+        assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+    }
+    let artifacts = artifacts_dir();
+    let node = tokio::process::Command::new("node")
+        .arg(js_dir.join("live_chat.mjs"))
+        .current_dir(&js_dir)
+        .env("BANTER_URL", &app.address)
+        .env("BROWSER_ARTIFACTS", &artifacts)
+        .env("VIDEO", "livechat")
+        .env("OWNER_TOKEN", &owner.access_token)
+        .env("FAN_TOKEN", &fan.access_token)
+        .env("FAN_EMAIL", "f.an+chat@example.com")
+        .env("FAN_USERNAME", "fanuser")
+        .env("FAN_PASSWORD", "correct horse battery")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is required: apt-get install nodejs npm");
+    let output = tokio::time::timeout(Duration::from_secs(120), node.wait_with_output())
+        .await
+        .expect("the live-chat browser test finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!(
+        "live-chat browser test:\n{stdout}\n{stderr}\nscreenshots in {}",
+        artifacts.display()
+    );
+    assert!(
+        output.status.success() && stdout.lines().last() == Some("ok"),
+        "the live-chat browser test failed:\n{stdout}\n{stderr}"
+    );
+    for shot in [
+        "chat-02-phone",
+        "chat-04-desktop-light",
+        "chat-05-desktop-dark",
+        "chat-06-phone-dark",
     ] {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
     }

@@ -1179,3 +1179,38 @@ async fn comments_carry_their_authors_role_on_the_video_everywhere(app: TestApp)
         .unwrap();
     assert!(page["comments"][1]["author"]["role"].is_null());
 }
+
+both_backends!(a_timeout_ends_by_itself);
+async fn a_timeout_ends_by_itself(app: TestApp) {
+    let owner = app.register("owner").await;
+    let troll = app.register("troll").await;
+    app.create_video(&owner, "show", "public").await;
+    let res = ban(
+        &app,
+        "show",
+        &owner,
+        &troll,
+        json!({"duration_seconds": 10}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = assert_error(
+        app.post_comment(&troll.access_token, "show", "let me in")
+            .await,
+        StatusCode::FORBIDDEN,
+        "timed_out",
+    )
+    .await;
+    let wait = body["error"]["retry_after"].as_u64().unwrap();
+    assert!((1..=10).contains(&wait), "{body}");
+    // The advertised wait is enough: no lift, no cache to expire first.
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    posted(&app, &troll, "show", "back after the timeout").await;
+    let bans: Value = app
+        .get("/api/videos/show/bans", Some(&owner.access_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bans["bans"], json!([]), "an ended timeout is not listed");
+}

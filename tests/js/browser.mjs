@@ -165,6 +165,8 @@ try {
   step("A's network drops; B posts twice; A comes back and catches up with no gap or duplicate");
   proxy.cut();
   await a.waitForFunction(() => !document.querySelector("#status").classList.contains("live"));
+  // Cut off, the count is unknown rather than stale.
+  await a.waitForFunction(() => document.querySelector("#watching").textContent === "– watching");
   await post(b, "while you were away 1");
   await waitForBody(b, "while you were away 1");
   await post(b, "while you were away 2");

@@ -1,5 +1,10 @@
 // The video page: live comments over Phoenix Channels, "N watching", posting, and sign up /
-// sign in / sign out over the REST API with access-token refresh. Uses only the API the stock
+// sign in / sign out over the REST API with access-token refresh. The list behaves like a live
+// chat: it follows the newest comment while the viewer is at the bottom, says "N new comments"
+// when they scrolled up, pages back through older comments, and shows each comment's time,
+// author badge and whether it is the viewer's own; the pinned comment and the chat's rules
+// (slow mode, members-only) are shown where the viewer reads and types. A refused comment is
+// never lost: its text goes back into the box, or stays in the list as "not sent — retry". Uses only the API the stock
 // `phoenix` client also has, so either client can be served as ./phoenix.js.
 //
 // A refreshed access token goes to the open socket in-band (`access_token` on the `phoenix`
@@ -23,6 +28,11 @@ const notice = $("#notice");
 const form = $("#post-form");
 const textarea = $("#post-body");
 const postError = $("#post-error");
+const chatRules = $("#chat-rules");
+const pinnedBox = $("#pinned");
+const newComments = $("#new-comments");
+const olderItem = $("#older");
+const emptyItem = $("#empty");
 
 // ---- Signed-in state ------------------------------------------------------------------
 
@@ -38,12 +48,14 @@ function loadAuth() {
   }
 }
 
-function saveAuth(tokens, username) {
+function saveAuth(tokens) {
   auth = {
     access: tokens.access_token,
     refresh: tokens.refresh_token,
     expiresAt: Date.now() + tokens.expires_in * 1000,
-    username: username ?? auth?.username,
+    // The account's own name and id, as the server says (never derived from what was typed).
+    username: tokens.user?.username ?? auth?.username,
+    userId: tokens.user?.id ?? auth?.userId,
   };
   localStorage.setItem(AUTH_KEY, JSON.stringify(auth));
   scheduleRefresh();
@@ -183,9 +195,10 @@ async function signUp(event) {
       username: f.username.value,
       password: f.password.value,
     });
-    saveAuth(tokens, f.username.value);
+    saveAuth(tokens);
     f.reset();
     reconnect();
+    textarea.focus();
   } catch (error) {
     $("#auth-error").textContent = error.message;
   }
@@ -196,9 +209,10 @@ async function signIn(event) {
   const f = event.target;
   try {
     const tokens = await api("/api/auth/login", { login: f.login.value, password: f.password.value });
-    saveAuth(tokens, f.login.value.includes("@") ? f.login.value.split("@")[0] : f.login.value);
+    saveAuth(tokens);
     f.reset();
     reconnect();
+    textarea.focus();
   } catch (error) {
     $("#auth-error").textContent = error.message;
   }
@@ -208,6 +222,7 @@ async function signOut() {
   const refreshToken = auth?.refresh;
   clearAuth();
   reconnect();
+  $("#signed-out summary").focus();
   if (refreshToken) await api("/api/auth/logout", { refresh_token: refreshToken }).catch(() => {});
 }
 
@@ -216,6 +231,29 @@ async function signOut() {
 let lastSeq = 0;
 const bySeq = new Map();
 
+const since = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const exact = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+// "just now", "3 minutes ago", …; the exact time is the element's title.
+function relative(date) {
+  const seconds = Math.round((date.getTime() - Date.now()) / 1000);
+  if (Math.abs(seconds) < 45) return "just now";
+  const minutes = Math.round(seconds / 60);
+  if (Math.abs(minutes) < 60) return since.format(minutes, "minute");
+  const hours = Math.round(minutes / 60);
+  if (Math.abs(hours) < 24) return since.format(hours, "hour");
+  return since.format(Math.round(hours / 24), "day");
+}
+
+function part(li, tag, className) {
+  let node = li.querySelector(`.${className}`);
+  if (!node) {
+    node = li.appendChild(document.createElement(tag));
+    node.className = className;
+  }
+  return node;
+}
+
 function renderComment(li, c) {
   // Pending comments have no seq yet and stay out of the ordered, numbered list.
   if (c.seq) {
@@ -223,19 +261,55 @@ function renderComment(li, c) {
     li.dataset.id = c.id;
   }
   li.classList.toggle("deleted", Boolean(c.deleted));
-  const author = li.querySelector(".author") || li.appendChild(document.createElement("span"));
-  author.className = "author";
+  const mine = Boolean(auth && c.author?.id && c.author.id === auth.userId);
+  li.classList.toggle("mine", mine);
+  const head = part(li, "div", "head");
+  const author = part(head, "span", "author");
+  author.dir = "auto";
   author.textContent = c.author?.username ?? "someone";
-  const body = li.querySelector(".body") || li.appendChild(document.createElement("p"));
-  body.className = "body";
-  body.textContent = c.deleted ? "This comment was deleted." : c.body;
-  const meta = li.querySelector(".meta") || li.appendChild(document.createElement("span"));
-  meta.className = "meta";
+  const badge = part(head, "span", "badge");
+  badge.textContent = c.author?.role ?? "";
+  badge.hidden = !c.author?.role;
+  const you = part(head, "span", "you");
+  you.textContent = "you";
+  you.hidden = !mine;
+  const when = part(head, "time", "when");
+  if (c.created_at) {
+    const date = new Date(c.created_at);
+    when.dateTime = c.created_at;
+    when.title = exact.format(date);
+    when.textContent = relative(date);
+  }
+  const meta = part(head, "span", "meta");
   meta.textContent = c.edited ? "edited" : "";
+  const body = part(li, "p", "body");
+  body.dir = "auto";
+  body.textContent = c.deleted ? "This comment was deleted." : c.body;
 }
 
-function insert(c) {
+// Whether the viewer is at (or within a line of) the newest comment.
+function atBottom() {
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 48;
+}
+
+function toBottom() {
+  list.scrollTop = list.scrollHeight;
+  unseen = 0;
+  newComments.hidden = true;
+}
+
+let unseen = 0;
+function showUnseen() {
+  newComments.textContent = `${unseen} new comment${unseen === 1 ? "" : "s"} ↓`;
+  newComments.hidden = unseen === 0;
+}
+
+// Inserts in seq order. `live` comments follow the viewer: at the bottom the list scrolls to
+// them, scrolled up they are counted in "N new comments". Older pages keep the viewer's place.
+function insert(c, live = true) {
   if (bySeq.has(c.seq)) return;
+  const follow = atBottom();
+  const heightBefore = list.scrollHeight;
   const li = document.createElement("li");
   renderComment(li, c);
   bySeq.set(c.seq, li);
@@ -248,13 +322,89 @@ function insert(c) {
     }
   }
   list.insertBefore(li, after ?? $("#pending-anchor"));
+  const newest = c.seq > lastSeq;
   lastSeq = Math.max(lastSeq, c.seq);
+  emptyItem.hidden = true;
+  if (!newest) {
+    // An older comment above the viewer: keep what they were reading in place.
+    if (!follow) list.scrollTop += list.scrollHeight - heightBefore;
+  } else if (follow) {
+    toBottom();
+  } else if (live) {
+    unseen += 1;
+    showUnseen();
+  }
 }
 
 function update(c) {
   const li = bySeq.get(c.seq);
   if (li) renderComment(li, c);
+  if (pinned && pinned.id === c.id && c.deleted) showPinned(null);
 }
+
+// The first seq the list covers, shown or inside a skipped run.
+function firstSeq() {
+  const seqs = [...list.querySelectorAll("li[data-seq]")].map((li) => Number(li.dataset.seq));
+  return seqs.length ? Math.min(...seqs) : 0;
+}
+
+function showOlder() {
+  olderItem.hidden = firstSeq() <= 1;
+}
+
+// One page back through the REST API, above what is shown.
+async function loadOlder() {
+  const button = $("#load-older");
+  button.disabled = true;
+  try {
+    const first = firstSeq();
+    const page = await fetch(`/api/videos/${encodeURIComponent(videoId)}/comments?before=${first}&limit=50`);
+    if (!page.ok) throw new Error(`HTTP ${page.status}`);
+    const { comments } = await page.json();
+    comments.reverse().forEach((c) => insert(c, false));
+    button.textContent = "Load older comments";
+  } catch {
+    button.textContent = "Could not load older comments — retry";
+  } finally {
+    button.disabled = false;
+    showOlder();
+  }
+}
+
+// ---- Pinned comment and chat rules ------------------------------------------------------------
+
+let pinned = null;
+let rules = { slow_mode_seconds: 0, chat_mode: "everyone" };
+let slowUntil = 0;
+
+function showPinned(comment) {
+  pinned = comment && !comment.deleted ? comment : null;
+  pinnedBox.hidden = !pinned;
+  if (!pinned) return;
+  pinnedBox.querySelector(".author").textContent = pinned.author?.username ?? "someone";
+  pinnedBox.querySelector(".body").textContent = pinned.body;
+}
+
+function showRules(settings) {
+  if (settings) rules = settings;
+  const parts = [];
+  if (rules.chat_mode === "members") parts.push("Members-only chat.");
+  if (rules.slow_mode_seconds > 0) {
+    const left = Math.ceil((slowUntil - Date.now()) / 1000);
+    parts.push(
+      left > 0
+        ? `Slow mode: you can comment again in ${left} s.`
+        : `Slow mode: one comment every ${rules.slow_mode_seconds} s.`,
+    );
+  }
+  chatRules.textContent = parts.join(" ");
+  chatRules.hidden = parts.length === 0;
+}
+
+setInterval(() => {
+  for (const when of list.querySelectorAll("time.when[datetime]")) when.textContent = relative(new Date(when.dateTime));
+  if (slowUntil) showRules();
+}, 1000);
 
 // ---- Skipped runs (the server's delivery budget on a very hot video) -----------------------
 
@@ -311,7 +461,8 @@ function replaceAll(comments) {
   for (const li of bySeq.values()) li.remove();
   bySeq.clear();
   lastSeq = 0;
-  comments.forEach(insert);
+  comments.forEach((c) => insert(c, false));
+  toBottom();
 }
 
 // ---- Socket ---------------------------------------------------------------------------
@@ -329,6 +480,8 @@ function connect() {
   socket.onOpen(() => setStatus("Live", true));
   socket.onClose((event) => {
     setStatus("Reconnecting…", false);
+    // The count is unknown until the channel rejoins.
+    watching.textContent = "– watching";
     // 4001: the session ended (signed out elsewhere, device revoked, password changed):
     // reconnect without it. 4002: the token expired before a refresh reached the socket.
     if (event && event.code === 4001 && auth) {
@@ -349,6 +502,9 @@ function connect() {
   channel.on("comment_updated", update);
   channel.on("comment_deleted", update);
   channel.on("viewer_count", ({ count }) => showWatching(count));
+  channel.on("comment_pinned", ({ comment }) => showPinned(comment));
+  channel.on("comment_unpinned", () => showPinned(null));
+  channel.on("chat_settings", (settings) => showRules(settings));
   // The server closed the topic: this viewer may no longer watch it (made private, membership
   // removed, role taken away).
   channel.onClose((payload) => {
@@ -356,15 +512,22 @@ function connect() {
   });
   channel
     .join()
-    .receive("ok", ({ comments, viewers, recovered, skipped = [] }) => {
+    .receive("ok", ({ comments, viewers, recovered, skipped = [], chat_settings, pinned_comment }) => {
+      const first = bySeq.size === 0;
       if (recovered === false) {
         notice.textContent = "You were away for a while: showing the latest comments.";
         replaceAll(comments);
       } else {
-        comments.forEach(insert);
+        comments.forEach((c) => insert(c, !first));
         skipped.forEach(markSkipped);
       }
+      // The page opens at the newest comment.
+      if (first) toBottom();
+      showOlder();
+      emptyItem.hidden = bySeq.size > 0 || list.querySelector("li.skipped") !== null;
       showWatching(viewers);
+      showPinned(pinned_comment ?? null);
+      showRules(chat_settings);
     })
     .receive("error", ({ reason }) => setStatus(joinRefusal(reason), false));
 }
@@ -400,10 +563,21 @@ function joinRefusal(reason) {
   }
 }
 
-function postRefusal(reason, message) {
+function postRefusal(reason, message, retryAfter) {
+  const wait = retryAfter ? ` Try again in ${retryAfter} s.` : "";
   switch (reason) {
     case "rate_limited":
-      return "You are commenting too fast. Wait a moment, then try again.";
+      return `You are commenting too fast.${wait || " Wait a moment, then try again."}`;
+    case "slow_mode":
+      return `Slow mode is on: you can comment again in ${retryAfter} s.`;
+    case "timed_out":
+      return `You are timed out of this chat for ${retryAfter} s more.`;
+    case "banned":
+      return message || "You are banned from this chat.";
+    case "members_only_chat":
+      return "This chat is for the video's members only.";
+    case "blocked_term":
+      return "Your comment contains a term this chat does not allow. Edit it and try again.";
     case "unauthorized":
       return "You are signed out. Sign in to comment.";
     case "invalid payload":
@@ -422,29 +596,61 @@ function post(event) {
     return;
   }
   if (!body.trim()) return;
+  textarea.value = "";
+  send(body);
+}
+
+// Sends `body`, shown as pending until the server answers. A refusal never loses the text: it
+// goes back into the box if that is still empty, or stays in the list as "not sent — retry".
+function send(body) {
   const pending = document.createElement("li");
   pending.className = "pending";
-  renderComment(pending, { author: { username: auth.username }, body });
+  renderComment(pending, { author: { username: auth.username, id: auth.userId }, body });
   pending.querySelector(".meta").textContent = "sending…";
-  list.appendChild(pending);
-  textarea.value = "";
+  list.insertBefore(pending, $("#pending-anchor").nextSibling);
+  toBottom();
+  const refused = (text) => {
+    pending.remove();
+    postError.textContent = text;
+    if (!textarea.value) textarea.value = body;
+    else keepUnsent(body, text);
+  };
   channel
     .push("new_comment", { body })
-    .receive("ok", ({ comment }) => {
+    .receive("ok", ({ comment, held_comment }) => {
       pending.remove();
-      insert(comment);
+      if (comment) insert(comment);
+      if (held_comment) notice.textContent = "Your comment is held for the moderators to review.";
+      if (rules.slow_mode_seconds > 0) {
+        slowUntil = Date.now() + rules.slow_mode_seconds * 1000;
+        showRules();
+      }
     })
-    // Not posted: the text goes back into the box, with the reason beneath it.
-    .receive("error", ({ reason, message }) => {
-      pending.remove();
-      postError.textContent = postRefusal(reason, message);
-      textarea.value = body;
-    })
-    .receive("timeout", () => {
-      pending.remove();
-      postError.textContent = "No answer from the server. Check your connection and try again.";
-      textarea.value = body;
-    });
+    .receive("error", ({ reason, message, retry_after }) => refused(postRefusal(reason, message, retry_after)))
+    .receive("timeout", () => refused("No answer from the server. Check your connection and try again."));
+}
+
+// A refused comment whose text could not go back into the box (the viewer typed on).
+function keepUnsent(body, why) {
+  const li = document.createElement("li");
+  li.className = "unsent";
+  renderComment(li, { author: { username: auth?.username, id: auth?.userId }, body });
+  li.querySelector(".meta").textContent = `not sent: ${why}`;
+  const retry = li.appendChild(document.createElement("button"));
+  retry.type = "button";
+  retry.className = "link";
+  retry.textContent = "Retry";
+  retry.addEventListener("click", () => {
+    li.remove();
+    send(body);
+  });
+  const discard = li.appendChild(document.createElement("button"));
+  discard.type = "button";
+  discard.className = "link";
+  discard.textContent = "Discard";
+  discard.addEventListener("click", () => li.remove());
+  list.insertBefore(li, $("#pending-anchor").nextSibling);
+  toBottom();
 }
 
 // ---- Wiring ---------------------------------------------------------------------------
@@ -453,6 +659,21 @@ $("#signup-form").addEventListener("submit", signUp);
 $("#signin-form").addEventListener("submit", signIn);
 $("#signout").addEventListener("click", signOut);
 form.addEventListener("submit", post);
+list.addEventListener("scroll", () => {
+  if (atBottom()) {
+    unseen = 0;
+    newComments.hidden = true;
+  }
+});
+newComments.addEventListener("click", toBottom);
+$("#load-older").addEventListener("click", loadOlder);
+$("#pause-announcements").addEventListener("click", (event) => {
+  // A flood read aloud comment by comment is unusable: the viewer can pause it.
+  const paused = list.getAttribute("aria-live") === "off";
+  list.setAttribute("aria-live", paused ? "polite" : "off");
+  event.target.setAttribute("aria-pressed", String(!paused));
+  event.target.textContent = paused ? "Pause announcements" : "Resume announcements";
+});
 textarea.addEventListener("keydown", (event) => {
   // Ctrl/Cmd+Enter posts from the keyboard.
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
