@@ -918,7 +918,7 @@ async fn blocked_terms_refuse_look_alikes_on_rest_and_socket(app: TestApp) {
     let long = "x".repeat(26);
     let many: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    for terms in [vec!["   "], vec!["\u{200B}"], vec![long.as_str()], many] {
+    for terms in [vec!["   "], vec!["a\u{0}b"], vec![long.as_str()], many] {
         assert_error(
             set_terms(&app, "/api/videos/show/blocked-terms", &owner, &terms).await,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -933,6 +933,16 @@ async fn blocked_terms_refuse_look_alikes_on_rest_and_socket(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(kept["terms"], json!(["coin", "scam"]));
+    // A term of only invisible characters could only match everything: it is left out.
+    let res = set_terms(
+        &app,
+        "/api/videos/show/blocked-terms",
+        &owner,
+        &["\u{200B}", "scam"],
+    )
+    .await;
+    let stored: Value = res.json().await.unwrap();
+    assert_eq!(stored["terms"], json!(["scam"]));
     // An empty list clears it.
     set_terms(&app, "/api/videos/show/blocked-terms", &owner, &[]).await;
     posted(&app, &troll, "show", "scam talk is allowed now").await;

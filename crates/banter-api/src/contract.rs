@@ -263,9 +263,13 @@ fn constrain_schemas(doc: &mut Value) {
     );
     constrain(
         doc,
-        "BlockedTermsList",
+        "BlockedTermsRequest",
         "terms",
-        json!({"maxItems": BLOCKED_TERMS_MAX, "items": {"type": "string", "maxLength": BLOCKED_TERM_MAX_CHARS, "pattern": r"\S"}}),
+        json!({"maxItems": BLOCKED_TERMS_MAX, "items": {
+            "type": "string",
+            "maxLength": BLOCKED_TERM_MAX_CHARS,
+            "pattern": r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$",
+        }}),
     );
     // Path and query parameters.
     if let Some(paths) = doc["paths"].as_object_mut() {

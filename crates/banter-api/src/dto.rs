@@ -426,11 +426,17 @@ pub struct HeldCommentsList {
     pub held_comments: Vec<HeldCommentDto>,
 }
 
-#[derive(Deserialize, Serialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct BlockedTermsRequest {
+    /// The whole list: at most 100 terms of 1–25 characters without control characters;
+    /// matched after NFKC and case folding, so look-alikes match too. A term of only invisible
+    /// characters (a zero-width space) is left out.
+    pub terms: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct BlockedTermsList {
-    /// At most 100 terms of 1–25 characters; matched after NFKC and case folding, so
-    /// look-alikes match too.
-    /// Answers list them as they are matched (folded), sorted.
+    /// The terms as they are matched (folded, so possibly longer than given), sorted.
     pub terms: Vec<String>,
 }

@@ -39,24 +39,33 @@ pub struct BlockedTerm(String);
 pub enum BlockedTermError {
     #[error("a blocked term must have a visible character")]
     Empty,
+    #[error("a blocked term may not contain control characters")]
+    ControlCharacter,
     #[error("a blocked term may have at most {max} characters")]
     TooLong { max: usize },
 }
 
 impl BlockedTerm {
-    /// Trims and folds `raw`.
-    pub fn parse(raw: &str) -> Result<BlockedTerm, BlockedTermError> {
+    /// Checks, trims and folds `raw`. The rules apply to the text as given, as the API's schema
+    /// states them: no control characters, at most `BLOCKED_TERM_MAX_CHARS`, something other
+    /// than white space. A term of nothing but default-ignorable characters (a zero-width space)
+    /// folds to nothing and is `None`: it could only ever match everything.
+    pub fn parse(raw: &str) -> Result<Option<BlockedTerm>, BlockedTermError> {
+        if raw.chars().any(char::is_control) {
+            return Err(BlockedTermError::ControlCharacter);
+        }
         if raw.chars().count() > BLOCKED_TERM_MAX_CHARS {
             return Err(BlockedTermError::TooLong {
                 max: BLOCKED_TERM_MAX_CHARS,
             });
         }
-        let folded = fold_for_matching(raw.trim());
-        let folded = folded.trim();
-        if folded.is_empty() {
+        let trimmed = raw.trim_matches(crate::comment_body::is_space);
+        if trimmed.is_empty() {
             return Err(BlockedTermError::Empty);
         }
-        Ok(BlockedTerm(folded.to_owned()))
+        let folded = fold_for_matching(trimmed);
+        let folded = folded.trim_matches(crate::comment_body::is_space);
+        Ok((!folded.is_empty()).then(|| BlockedTerm(folded.to_owned())))
     }
 
     /// A term read back from storage, where only folded terms are written.
@@ -84,7 +93,7 @@ mod tests {
     use super::*;
 
     fn blocks(term: &str, text: &str) -> bool {
-        let term = BlockedTerm::parse(term).unwrap();
+        let term = BlockedTerm::parse(term).unwrap().unwrap();
         BlockedTerm::first_in(&fold_for_matching(text), [&term]).is_some()
     }
 
@@ -118,9 +127,17 @@ mod tests {
 
     #[test]
     fn terms_are_trimmed_folded_and_bounded() {
-        assert_eq!(BlockedTerm::parse("  Spam  ").unwrap().as_ref(), "spam");
+        assert_eq!(
+            BlockedTerm::parse("  Spam  ").unwrap().unwrap().as_ref(),
+            "spam"
+        );
         assert_eq!(BlockedTerm::parse("   "), Err(BlockedTermError::Empty));
-        assert_eq!(BlockedTerm::parse("\u{200B}"), Err(BlockedTermError::Empty));
+        assert_eq!(BlockedTerm::parse("\u{FEFF}"), Err(BlockedTermError::Empty));
+        assert_eq!(BlockedTerm::parse("\u{200B}"), Ok(None), "folds to nothing");
+        assert_eq!(
+            BlockedTerm::parse("a\u{0}b"),
+            Err(BlockedTermError::ControlCharacter)
+        );
         assert!(BlockedTerm::parse(&"x".repeat(BLOCKED_TERM_MAX_CHARS)).is_ok());
         assert!(matches!(
             BlockedTerm::parse(&"x".repeat(BLOCKED_TERM_MAX_CHARS + 1)),

@@ -32,12 +32,18 @@ impl CommentBody {
                 max: COMMENT_BODY_MAX_CHARS,
             });
         }
-        let trimmed = raw.trim();
+        let trimmed = raw.trim_matches(is_space);
         if trimmed.is_empty() {
             return Err(CommentBodyError::Empty);
         }
         Ok(Self(trimmed.to_owned()))
     }
+}
+
+/// White space as the API's schemas mean it (ECMAScript's `\s`): Unicode white space and the
+/// byte-order mark, which JSON Schema patterns treat as a space and Rust's `trim` does not.
+pub(crate) fn is_space(c: char) -> bool {
+    c.is_whitespace() || c == '\u{FEFF}'
 }
 
 impl AsRef<str> for CommentBody {
@@ -89,6 +95,7 @@ mod tests {
     #[test]
     fn whitespace_only_is_empty() {
         assert_eq!(CommentBody::parse(" \n  "), Err(CommentBodyError::Empty));
+        assert_eq!(CommentBody::parse("\u{FEFF}"), Err(CommentBodyError::Empty));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use banter_store::{BanScope, NewLogEntry};
 use serde_json::json;
 
 use crate::auth::Principal;
-use crate::dto::BlockedTermsList;
+use crate::dto::{BlockedTermsList, BlockedTermsRequest};
 use crate::json_body::JsonBody;
 use crate::moderation::{announce, require_moderator};
 use crate::{ApiError, ApiState, codes};
@@ -44,10 +44,14 @@ async fn replace(
             format!("at most {BLOCKED_TERMS_MAX} blocked terms"),
         ));
     }
-    let mut terms = raw
+    // A term of only invisible characters folds to nothing and is left out.
+    let mut terms: Vec<BlockedTerm> = raw
         .iter()
         .map(|t| BlockedTerm::parse(t))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     terms.sort();
     terms.dedup();
     let video = match &scope {
@@ -94,7 +98,7 @@ pub async fn get_video_terms(
 #[utoipa::path(
     tag = "moderation",
     params(("video_id" = String, Path)),
-    request_body = BlockedTermsList,
+    request_body = BlockedTermsRequest,
     responses((status = 200, body = BlockedTermsList), (status = 401), (status = 403), (status = 422)),
     security(("bearer" = []))
 )]
@@ -103,7 +107,7 @@ pub async fn put_video_terms(
     principal: Principal,
     state: web::Data<ApiState>,
     path: web::Path<String>,
-    body: JsonBody<BlockedTermsList>,
+    body: JsonBody<BlockedTermsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let video = VideoId::parse(&path)?;
     require_moderator(&state, &video, &principal.user).await?;
@@ -128,7 +132,7 @@ pub async fn get_site_terms(
 /// Replace the site-wide blocked terms (admins); they apply on every video.
 #[utoipa::path(
     tag = "moderation",
-    request_body = BlockedTermsList,
+    request_body = BlockedTermsRequest,
     responses((status = 200, body = BlockedTermsList), (status = 401), (status = 403), (status = 422)),
     security(("bearer" = []))
 )]
@@ -136,7 +140,7 @@ pub async fn get_site_terms(
 pub async fn put_site_terms(
     principal: Principal,
     state: web::Data<ApiState>,
-    body: JsonBody<BlockedTermsList>,
+    body: JsonBody<BlockedTermsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&principal)?;
     replace(&state, &principal, BanScope::Site, &body.terms).await
