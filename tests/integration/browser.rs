@@ -6,7 +6,10 @@
 //! limit shows in words. `tests/js/live_chat.mjs` checks the page as a live chat: it opens at the
 //! newest, follows or counts new comments, pages back, badges, marks and dates comments, keeps
 //! the post box on a phone's screen, keeps refused text, shows the pin and slow mode, signs in
-//! by email under the username, pauses announcements, and has a dark theme. Screenshots go to
+//! by email under the username, pauses announcements, has a dark theme, gives the video's owner
+//! its moderation tools (pin, slow mode, blocked terms, time out, remove, the review queue) with
+//! the fan seeing each effect live, and passes axe-core (no serious or critical violation) in
+//! every state it audits. Screenshots go to
 //! `$CARGO_TARGET_DIR/browser-artifacts` (or `target/browser-artifacts`).
 
 use std::path::{Path, PathBuf};
@@ -122,6 +125,8 @@ async fn the_page_behaves_like_a_live_chat() {
         .env("BROWSER_ARTIFACTS", &artifacts)
         .env("VIDEO", "livechat")
         .env("OWNER_TOKEN", &owner.access_token)
+        .env("OWNER_LOGIN", "chatowner@example.com")
+        .env("OWNER_PASSWORD", "password-chatowner")
         .env("FAN_TOKEN", &fan.access_token)
         .env("FAN_EMAIL", "f.an+chat@example.com")
         .env("FAN_USERNAME", "fanuser")
@@ -150,6 +155,7 @@ async fn the_page_behaves_like_a_live_chat() {
         "chat-04-desktop-light",
         "chat-05-desktop-dark",
         "chat-06-phone-dark",
+        "chat-07-moderating-desktop",
     ] {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
     }

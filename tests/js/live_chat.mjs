@@ -4,14 +4,17 @@
 // tokens and sign-in details over. Screenshots (desktop and phone, light and dark) go to
 // BROWSER_ARTIFACTS. Any failed expectation, page error, CSP violation or 404 exits non-zero.
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const base = process.env.BANTER_URL;
 const artifacts = process.env.BROWSER_ARTIFACTS || "browser-artifacts";
 const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
-const { VIDEO, OWNER_TOKEN, FAN_TOKEN, FAN_EMAIL, FAN_USERNAME, FAN_PASSWORD } = process.env;
+const { VIDEO, OWNER_TOKEN, OWNER_LOGIN, OWNER_PASSWORD, FAN_TOKEN, FAN_EMAIL, FAN_USERNAME, FAN_PASSWORD } =
+  process.env;
 mkdirSync(artifacts, { recursive: true });
+// axe-core, pinned in package.json and loaded from disk (no CDN).
+const axeSource = readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
 
 const step = (text) => console.log(`step: ${text}`);
 const fail = (text) => {
@@ -58,6 +61,18 @@ async function post(page, text) {
   await page.keyboard.press("Control+Enter");
 }
 
+// Runs axe-core on the page as it is now; serious and critical violations are problems.
+async function audit(page, name, problems) {
+  const violations = await page.evaluate(async (source) => {
+    if (!window.axe) (0, eval)(source);
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return result.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  }, axeSource);
+  for (const v of violations) problems.push(`${name}: axe: ${v}`);
+}
+
 const problems = [];
 const browser = await chromium.launch({
   executablePath: chromiumPath,
@@ -95,6 +110,7 @@ try {
   await d.waitForFunction(() => document.querySelector("#new-comments").textContent === "3 new comments ↓");
   if (await atBottom(d)) fail("the list followed new comments although the viewer had scrolled up");
   await shot(d, "chat-01-new-comments-desktop");
+  await audit(d, "desktop, new comments", problems);
   await d.click("#new-comments");
   if (!(await atBottom(d))) fail("'new comments' did not take the viewer to the newest");
   if (await d.locator("#new-comments").isVisible()) fail("the indicator stayed after going down");
@@ -128,6 +144,7 @@ try {
   const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   if (overflow > 0) fail(`the phone page is ${overflow}px wider than the screen`);
   await shot(p, "chat-02-phone");
+  await audit(p, "phone, signed in", problems);
 
   step("own comments are marked; user text is laid out by its own direction");
   await post(p, "mine, on a phone");
@@ -162,6 +179,7 @@ try {
   await p.waitForFunction(() => document.querySelector("#post-body").value === "too soon 2", null, { timeout: 5000 });
   if (!/again in \d+ s/.test(await p.textContent("#post-error"))) fail("the refusal gives no wait time");
   await shot(p, "chat-03-refused-phone");
+  await audit(p, "phone, refused", problems);
   await rest("PATCH", `/api/videos/${VIDEO}/chat`, OWNER_TOKEN, { slow_mode_seconds: 0 });
 
   step("a pinned comment shows above the chat for everyone, live");
@@ -174,12 +192,54 @@ try {
 
   step("announcements can be paused, and the comment list can take focus");
   await d.click("#pause-announcements");
-  if ((await d.getAttribute("#comments", "aria-live")) !== "off") fail("announcements did not pause");
+  if ((await d.getAttribute("#log", "aria-live")) !== "off") fail("announcements did not pause");
   await d.click("#pause-announcements");
-  if ((await d.getAttribute("#comments", "aria-live")) !== "polite") fail("announcements did not resume");
+  if ((await d.getAttribute("#log", "aria-live")) !== "polite") fail("announcements did not resume");
   await d.focus("#comments");
   if ((await d.evaluate(() => document.activeElement?.id)) !== "comments") fail("the comment list cannot take focus");
   await shot(d, "chat-04-desktop-light");
+
+  step("the owner moderates from the page: pin, slow mode, time out, remove; the fan sees each");
+  if (await p.locator("#mod-panel").isVisible()) fail("a viewer who does not moderate sees the moderation panel");
+  d.on("dialog", (dialog) => dialog.accept());
+  await d.click("#signed-out details:nth-of-type(1) summary");
+  await d.fill("#signin-form [name=login]", OWNER_LOGIN);
+  await d.fill("#signin-form [name=password]", OWNER_PASSWORD);
+  await d.click("#signin-form button[type=submit]");
+  await d.waitForSelector("#mod-panel:not([hidden])");
+  const fanComment = (text) => `#comments li[data-seq]:has(.body:text-is("${text}"))`;
+  await d.click(`${fanComment("followed")} button[data-action=pin]`);
+  await p.waitForFunction(() => document.querySelector("#pinned .body").textContent === "followed");
+  await d.click("#mod-panel summary");
+  await d.selectOption("#mod-settings [name=slow]", "60");
+  await d.fill("#mod-settings [name=terms]", "spam");
+  await d.check("#mod-settings [name=hold]");
+  await d.click("#mod-settings button[type=submit]");
+  await p.waitForFunction(() => /every 60 s/.test(document.querySelector("#chat-rules").textContent));
+  await audit(d, "desktop, moderation panel", problems);
+  await shot(d, "chat-07-moderating-desktop");
+  await d.click(`${fanComment("while you read 1")} button[data-action=timeout]`);
+  await p.fill("#post-body", "am I timed out?");
+  await p.keyboard.press("Control+Enter");
+  await p.waitForFunction(() => /timed out/.test(document.querySelector("#post-error").textContent));
+  await d.click(`${fanComment("while you read 2")} button[data-action=purge]`);
+  await p.waitForFunction(
+    () => [...document.querySelectorAll("#comments li[data-seq] .author")].filter((a) => a.textContent === "fanuser").every((a) => a.closest("li").classList.contains("deleted")),
+  );
+
+  step("a held comment waits in the review queue; approved from the page, everyone sees it");
+  await rest("PATCH", `/api/videos/${VIDEO}/chat`, OWNER_TOKEN, { slow_mode_seconds: 0 });
+  await rest("DELETE", `/api/videos/${VIDEO}/bans/${await p.evaluate(() => JSON.parse(localStorage.getItem("banter.auth")).userId)}`, OWNER_TOKEN);
+  const held = await fetch(`${base}/api/videos/${VIDEO}/comments`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${FAN_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ body: "buy SPAM now" }),
+  });
+  if (held.status !== 202) fail(`a comment with a blocked term was not held: ${held.status}`);
+  await d.click("#refresh-held");
+  await d.waitForSelector("#held button[data-held=approve]");
+  await d.click("#held button[data-held=approve]");
+  for (const page of [d, p]) await waitForBody(page, "buy SPAM now");
 
   step("an empty video says so; the dark theme follows the system setting");
   const dark = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: "dark" });
@@ -192,6 +252,7 @@ try {
   const [r, g, b] = background.match(/\d+/g).map(Number);
   if (r + g + b > 150) fail(`the dark theme's background is ${background}`);
   await shot(night, "chat-05-desktop-dark");
+  await audit(night, "dark, empty", problems);
   const darkPhone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, colorScheme: "dark" });
   const nightPhone = await darkPhone.newPage();
   watchProblems(nightPhone, "dark phone", problems);

@@ -56,6 +56,7 @@ function saveAuth(tokens) {
     // The account's own name and id, as the server says (never derived from what was typed).
     username: tokens.user?.username ?? auth?.username,
     userId: tokens.user?.id ?? auth?.userId,
+    role: tokens.user?.role ?? auth?.role,
   };
   localStorage.setItem(AUTH_KEY, JSON.stringify(auth));
   scheduleRefresh();
@@ -184,6 +185,7 @@ function renderAuth(message) {
   form.querySelector("button").disabled = !signedIn;
   textarea.placeholder = signedIn ? "Say something nice" : "Sign in to comment";
   $("#auth-error").textContent = message || "";
+  checkModeration();
 }
 
 async function signUp(event) {
@@ -285,6 +287,29 @@ function renderComment(li, c) {
   const body = part(li, "p", "body");
   body.dir = "auto";
   body.textContent = c.deleted ? "This comment was deleted." : c.body;
+  if (c.seq && c.author?.id) {
+    li.dataset.author = c.author.id;
+    tools(li);
+  }
+}
+
+// A moderator's actions on one comment (shown only while the viewer moderates the video).
+function tools(li) {
+  if (li.querySelector(".tools")) return;
+  const bar = li.appendChild(document.createElement("div"));
+  bar.className = "tools";
+  for (const [action, label] of [
+    ["pin", "Pin"],
+    ["delete", "Delete"],
+    ["timeout", "Time out"],
+    ["ban", "Ban"],
+    ["purge", "Remove all"],
+  ]) {
+    const button = bar.appendChild(document.createElement("button"));
+    button.type = "button";
+    button.dataset.action = action;
+    button.textContent = label;
+  }
 }
 
 // Whether the viewer is at (or within a line of) the newest comment.
@@ -653,6 +678,155 @@ function keepUnsent(body, why) {
   toBottom();
 }
 
+// ---- Moderation (the video's owner and moderators, site moderators and admins) ---------------
+
+const modPanel = $("#mod-panel");
+const modSettings = $("#mod-settings");
+const modStatus = $("#mod-status");
+const heldList = $("#held");
+const videoPath = `/api/videos/${encodeURIComponent(videoId)}`;
+let moderates = false;
+
+// A REST call as the signed-in viewer; the answer's JSON (null for 204), or an ApiError.
+async function call(method, path, body) {
+  const headers = { authorization: `Bearer ${auth?.access}` };
+  if (body) headers["content-type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, "network", "Cannot reach the server. Check your connection.");
+  }
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) {
+    const e = data?.error || {};
+    throw new ApiError(response.status, e.code || "error", e.message || `The server said ${response.status}.`);
+  }
+  return data;
+}
+
+// Whether the signed-in viewer moderates this video: their site role, the video's owner, or
+// the moderators it appointed. Shows or hides the tools accordingly.
+async function checkModeration() {
+  let now = false;
+  if (auth && (auth.role === "admin" || auth.role === "moderator")) now = true;
+  else if (auth) {
+    const [video, appointed] = await Promise.all([
+      call("GET", videoPath).catch(() => null),
+      call("GET", `${videoPath}/moderators`).catch(() => ({ moderators: [] })),
+    ]);
+    now = video?.owner_id === auth.userId || appointed.moderators.some((m) => m.id === auth.userId);
+  }
+  moderates = now;
+  document.body.classList.toggle("moderating", moderates);
+  modPanel.hidden = !moderates;
+  if (moderates) loadPanel();
+}
+
+async function loadPanel() {
+  try {
+    const [chat, terms] = await Promise.all([call("GET", `${videoPath}/chat`), call("GET", `${videoPath}/blocked-terms`)]);
+    const slow = modSettings.elements.slow;
+    if (![...slow.options].some((o) => Number(o.value) === chat.slow_mode_seconds)) {
+      slow.add(new Option(`${chat.slow_mode_seconds} s`, String(chat.slow_mode_seconds)));
+    }
+    slow.value = String(chat.slow_mode_seconds);
+    modSettings.elements.members.checked = chat.chat_mode === "members";
+    modSettings.elements.hold.checked = chat.blocked_terms_action === "hold";
+    modSettings.elements.terms.value = terms.terms.join("\n");
+    await loadHeld();
+  } catch (error) {
+    modStatus.textContent = error.message;
+  }
+}
+
+async function loadHeld() {
+  const { held_comments: held } = await call("GET", `${videoPath}/held-comments`);
+  heldList.replaceChildren();
+  for (const h of held) {
+    const li = heldList.appendChild(document.createElement("li"));
+    li.dataset.id = h.id;
+    const who = li.appendChild(document.createElement("strong"));
+    who.textContent = `${h.author.username}: `;
+    const body = li.appendChild(document.createElement("span"));
+    body.dir = "auto";
+    body.textContent = h.body;
+    for (const [action, label] of [
+      ["approve", "Approve"],
+      ["reject", "Reject"],
+    ]) {
+      const button = li.appendChild(document.createElement("button"));
+      button.type = "button";
+      button.className = "link";
+      button.dataset.held = action;
+      button.textContent = label;
+    }
+  }
+  if (held.length === 0) {
+    const li = heldList.appendChild(document.createElement("li"));
+    li.textContent = "Nothing is waiting for review.";
+  }
+}
+
+// Runs a confirmed moderation action and says how it went; its effect arrives live.
+async function moderate(question, action) {
+  if (!window.confirm(question)) return;
+  modStatus.textContent = "";
+  try {
+    await action();
+    modStatus.textContent = "Done.";
+  } catch (error) {
+    modStatus.textContent = error.message;
+  }
+}
+
+list.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action]");
+  const li = button?.closest("li[data-id]");
+  if (!button || !li || !moderates) return;
+  const id = li.dataset.id;
+  const user = li.dataset.author;
+  const name = li.querySelector(".author").textContent;
+  const actions = {
+    pin: ["Pin this comment above the chat?", () => call("PUT", `${videoPath}/pin`, { comment_id: id })],
+    delete: [`Delete this comment by ${name}?`, () => call("DELETE", `/api/comments/${id}`)],
+    timeout: [`Time out ${name} for 5 minutes?`, () => call("PUT", `${videoPath}/bans/${user}`, { duration_seconds: 300 })],
+    ban: [`Ban ${name} from this chat and remove their comments?`, () => call("PUT", `${videoPath}/bans/${user}`, { remove_comments: true })],
+    purge: [`Remove all of ${name}'s comments from this video?`, () => call("DELETE", `${videoPath}/users/${user}/comments`)],
+  };
+  const [question, action] = actions[button.dataset.action];
+  moderate(question, action);
+});
+
+modSettings.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const f = modSettings.elements;
+  const terms = f.terms.value.split("\n").map((t) => t.trim()).filter(Boolean);
+  moderate("Apply these chat settings?", async () => {
+    await call("PATCH", `${videoPath}/chat`, {
+      slow_mode_seconds: Number(f.slow.value),
+      chat_mode: f.members.checked ? "members" : "everyone",
+      blocked_terms_action: f.hold.checked ? "hold" : "refuse",
+    });
+    await call("PUT", `${videoPath}/blocked-terms`, { terms });
+  });
+});
+
+heldList.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-held]");
+  if (!button) return;
+  const id = button.closest("li").dataset.id;
+  const approve = button.dataset.held === "approve";
+  moderate(approve ? "Approve this comment? It is posted now." : "Reject this comment?", async () => {
+    await (approve
+      ? call("POST", `${videoPath}/held-comments/${id}/approve`)
+      : call("DELETE", `${videoPath}/held-comments/${id}`));
+    await loadHeld();
+  });
+});
+
+$("#refresh-held").addEventListener("click", () => loadHeld().catch((error) => (modStatus.textContent = error.message)));
+
 // ---- Wiring ---------------------------------------------------------------------------
 
 $("#signup-form").addEventListener("submit", signUp);
@@ -669,8 +843,9 @@ newComments.addEventListener("click", toBottom);
 $("#load-older").addEventListener("click", loadOlder);
 $("#pause-announcements").addEventListener("click", (event) => {
   // A flood read aloud comment by comment is unusable: the viewer can pause it.
-  const paused = list.getAttribute("aria-live") === "off";
-  list.setAttribute("aria-live", paused ? "polite" : "off");
+  const log = $("#log");
+  const paused = log.getAttribute("aria-live") === "off";
+  log.setAttribute("aria-live", paused ? "polite" : "off");
   event.target.setAttribute("aria-pressed", String(!paused));
   event.target.textContent = paused ? "Pause announcements" : "Resume announcements";
 });
