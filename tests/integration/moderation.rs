@@ -680,8 +680,8 @@ async fn bad_moderation_input_is_refused_clearly_and_changes_nothing(app: TestAp
             pin(&elsewhere["id"]),
         )
         .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
+        StatusCode::CONFLICT,
+        "comment_unavailable",
     )
     .await;
     let here = posted(&app, &user, "show", "soon gone").await;
@@ -699,17 +699,17 @@ async fn bad_moderation_input_is_refused_clearly_and_changes_nothing(app: TestAp
             pin(&here["id"]),
         )
         .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
+        StatusCode::CONFLICT,
+        "comment_unavailable",
     )
     .await;
-    assert_error(
+    // Unpinning with nothing pinned has nothing to do, and logs nothing.
+    assert_eq!(
         app.delete("/api/videos/show/pin", &owner.access_token)
-            .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
     assert_error(
         app.get(
             "/api/videos/show/moderation-log?limit=0",

@@ -124,6 +124,14 @@ try {
   step("signing in with an email shows the username, and focus goes to the comment box");
   await p.goto(`${base}/videos/${VIDEO}`);
   await p.waitForSelector("#status.live");
+  await d.waitForFunction(() => document.querySelector("#watching").textContent === "2 watching");
+  await d.evaluate(() => {
+    window.counts = [];
+    new MutationObserver(() => window.counts.push(document.querySelector("#watching").textContent)).observe(
+      document.querySelector("#watching"),
+      { childList: true, characterData: true, subtree: true },
+    );
+  });
   await p.click("#signed-out details:nth-of-type(1) summary");
   await p.fill("#signin-form [name=login]", FAN_EMAIL);
   await p.fill("#signin-form [name=password]", FAN_PASSWORD);
@@ -131,6 +139,12 @@ try {
   await p.waitForFunction((n) => document.querySelector("#who").textContent === n, FAN_USERNAME);
   const focused = await p.evaluate(() => document.activeElement?.id);
   if (focused !== "post-body") fail(`focus after signing in is on ${focused}`);
+  // The phone's socket is replaced by a signed-in one before the anonymous one goes: the
+  // desktop viewer's count never dips (it may not even change).
+  await p.waitForSelector("#status.live");
+  await d.waitForTimeout(2500);
+  const dips = await d.evaluate(() => window.counts.filter((t) => t !== "2 watching" && t !== "3 watching"));
+  if (dips.length) fail(`another viewer's sign-in changed the count to ${dips}`);
 
   step("on a phone the chat is a bounded panel: the post box is on screen with 60+ comments");
   const height = await p.evaluate(() => document.documentElement.scrollHeight);
@@ -247,6 +261,10 @@ try {
   watchProblems(night, "dark", problems);
   await night.goto(`${base}/videos/${VIDEO}-empty`);
   await night.waitForSelector("#status.live");
+  // "Loading comments…" until the join's answer, then the empty state.
+  await night
+    .waitForFunction(() => document.querySelector("#empty").textContent === "No comments yet. Say hello!", null, { timeout: 5000 })
+    .catch(() => fail("the empty state still says it is loading"));
   if (await night.locator("#empty").isHidden()) fail("no empty state on a video without comments");
   const background = await night.evaluate(() => getComputedStyle(document.body).backgroundColor);
   const [r, g, b] = background.match(/\d+/g).map(Number);
@@ -259,6 +277,7 @@ try {
   await nightPhone.goto(`${base}/videos/${VIDEO}`);
   await nightPhone.waitForSelector("#status.live");
   await shot(nightPhone, "chat-06-phone-dark");
+  await audit(nightPhone, "dark phone, comments", problems);
 
   if (problems.length) fail(`problems in the pages:\n${problems.join("\n")}`);
   console.log("ok");

@@ -56,5 +56,7 @@ pub const SLOW_MODE: &str = "slow_mode";
 /// 403: the chat is members-only and the poster is not a member.
 pub const MEMBERS_ONLY_CHAT: &str = "members_only_chat";
 pub const INVALID_CHAT_MODE: &str = "invalid_chat_mode";
+/// 409: the comment to pin is not a live comment of this video (deleted, or another video's).
+pub const COMMENT_UNAVAILABLE: &str = "comment_unavailable";
 /// 422: the comment contains one of the chat's blocked terms.
 pub const BLOCKED_TERM: &str = "blocked_term";

@@ -80,7 +80,7 @@ fn reason(status: &str) -> &'static str {
         }
         "404" => "No such resource (`not_found`)",
         "409" => {
-            "Conflicts with what exists (`email_taken`, `username_taken`, `video_exists`, `video_id_reserved`)"
+            "Conflicts with what exists (`email_taken`, `username_taken`, `video_exists`, `video_id_reserved`, `comment_unavailable`)"
         }
         "413" => "The body is larger than 32 KiB (`payload_too_large`)",
         "415" => "The body is not `application/json` (`unsupported_media_type`)",

@@ -500,10 +500,23 @@ function setStatus(text, live) {
   statusLine.classList.toggle("live", live);
 }
 
-function connect() {
-  socket = new Socket("/socket", { params: () => (auth ? { token: auth.access } : {}) });
-  socket.onOpen(() => setStatus("Live", true));
-  socket.onClose((event) => {
+// Opens a socket as the viewer is now (signed in or not) and joins the video. With `previous`
+// (a sign-in or sign-out), the old socket keeps the viewer watching until the new one has
+// joined, and only then closes: the viewer misses nothing and the count others see does not dip.
+function connect(previous = null) {
+  const mine = new Socket("/socket", { params: () => (auth ? { token: auth.access } : {}) });
+  socket = mine;
+  let retired = false;
+  const retire = () => {
+    if (retired || !previous) return;
+    retired = true;
+    previous.disconnect();
+  };
+  // Should the new socket never join (the server is gone), do not keep both forever.
+  if (previous) setTimeout(retire, 10_000);
+  mine.onOpen(() => mine === socket && setStatus("Live", true));
+  mine.onClose((event) => {
+    if (mine !== socket) return; // a retired socket closing
     setStatus("Reconnecting…", false);
     // The count is unknown until the channel rejoins.
     watching.textContent = "– watching";
@@ -515,10 +528,10 @@ function connect() {
       refresh();
     }
   });
-  socket.onMessage(onSocketMessage);
-  socket.connect();
+  mine.onMessage(onSocketMessage);
+  mine.connect();
   // On every (re)join, ask only for what came after the last comment shown.
-  channel = socket.channel(topic, () => (lastSeq > 0 ? { since_seq: lastSeq } : {}));
+  channel = mine.channel(topic, () => (lastSeq > 0 ? { since_seq: lastSeq } : {}));
   channel.on("comment_created", (c) => {
     if (lastSeq > 0 && c.seq > lastSeq + 1) fillGap(c);
     else insert(c);
@@ -538,6 +551,7 @@ function connect() {
   channel
     .join()
     .receive("ok", ({ comments, viewers, recovered, skipped = [], chat_settings, pinned_comment }) => {
+      retire();
       const first = bySeq.size === 0;
       if (recovered === false) {
         notice.textContent = "You were away for a while: showing the latest comments.";
@@ -549,6 +563,7 @@ function connect() {
       // The page opens at the newest comment.
       if (first) toBottom();
       showOlder();
+      emptyItem.textContent = "No comments yet. Say hello!";
       emptyItem.hidden = bySeq.size > 0 || list.querySelector("li.skipped") !== null;
       showWatching(viewers);
       showPinned(pinned_comment ?? null);
@@ -568,9 +583,11 @@ async function fillGap(c) {
   }
 }
 
+// A new socket for the viewer as they are now (after signing in or out, or switching
+// accounts), made before the old one is let go.
 function reconnect() {
   if (!socket) return;
-  socket.disconnect(() => socket.connect());
+  connect(socket);
 }
 
 function showWatching(count) {

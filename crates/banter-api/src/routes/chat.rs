@@ -13,7 +13,7 @@ use crate::auth::{MaybePrincipal, Principal};
 use crate::dto::{ChatDto, CommentDto, PinRequest, UpdateChatRequest};
 use crate::json_body::JsonBody;
 use crate::moderation::{announce, require_moderator};
-use crate::{ApiError, ApiState};
+use crate::{ApiError, ApiState, codes};
 
 async fn chat_dto(state: &ApiState, video: Option<&Video>) -> Result<ChatDto, ApiError> {
     let settings = video.map(|v| v.chat).unwrap_or_default();
@@ -115,7 +115,7 @@ pub async fn update_chat(
     tag = "moderation",
     params(("video_id" = String, Path)),
     request_body = PinRequest,
-    responses((status = 200, body = ChatDto), (status = 401), (status = 403), (status = 404)),
+    responses((status = 200, body = ChatDto), (status = 401), (status = 403), (status = 409, description = "The comment is not a live comment of this video (`comment_unavailable`)")),
     security(("bearer" = []))
 )]
 #[put("/api/videos/{video_id}/pin")]
@@ -133,7 +133,10 @@ pub async fn pin_comment(
         .get_comment(id)
         .await?
         .filter(|c| c.video_id == video && c.deleted_at.is_none())
-        .ok_or_else(|| ApiError::NotFound("no such comment on this video".into()))?;
+        .ok_or_else(|| ApiError::Conflict {
+            code: codes::COMMENT_UNAVAILABLE,
+            message: "that is not a live comment of this video".into(),
+        })?;
     let log = NewLogEntry {
         video: Some(&video),
         actor: principal.user.id,
@@ -148,11 +151,11 @@ pub async fn pin_comment(
     Ok(HttpResponse::Ok().json(chat_dto(&state, Some(&updated)).await?))
 }
 
-/// Unpin the pinned comment (its moderators).
+/// Unpin the pinned comment (its moderators); with nothing pinned there is nothing to do (204).
 #[utoipa::path(
     tag = "moderation",
     params(("video_id" = String, Path)),
-    responses((status = 204), (status = 401), (status = 403), (status = 404)),
+    responses((status = 204), (status = 401), (status = 403)),
     security(("bearer" = []))
 )]
 #[delete("/api/videos/{video_id}/pin")]
@@ -164,7 +167,7 @@ pub async fn unpin_comment(
     let video = VideoId::parse(&path)?;
     let (found, _) = require_moderator(&state, &video, &principal.user).await?;
     let Some(pinned) = found.and_then(|v| v.pinned_comment) else {
-        return Err(ApiError::NotFound("no comment is pinned".into()));
+        return Ok(HttpResponse::NoContent().finish());
     };
     let log = NewLogEntry {
         video: Some(&video),
