@@ -25,8 +25,15 @@ fn artifacts_dir() -> PathBuf {
     target.join("browser-artifacts")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_browsers_share_a_live_comment_thread() {
+/// Runs `tests/js/<script>` in Node against `app` with `env`, within `limit`; asserts that it
+/// printed "ok" last and that each of `shots` was saved.
+async fn run_browser_script(
+    script: &str,
+    app: &TestApp,
+    env: &[(&str, &str)],
+    limit: Duration,
+    shots: &[&str],
+) {
     let js_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
     assert!(
         js_dir.join("node_modules/playwright-core").exists(),
@@ -36,6 +43,39 @@ async fn two_browsers_share_a_live_comment_thread() {
         Path::new("/usr/bin/chromium").exists(),
         "Chromium is missing: apt-get install chromium (./scripts/test does)"
     );
+    let artifacts = artifacts_dir();
+    let node = tokio::process::Command::new("node")
+        .arg(js_dir.join(script))
+        .current_dir(&js_dir)
+        .env("BANTER_URL", &app.address)
+        .env("BROWSER_ARTIFACTS", &artifacts)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is required: apt-get install nodejs npm");
+    let output = tokio::time::timeout(limit, node.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} finished in time"))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!(
+        "{script}:\n{stdout}\n{stderr}\nscreenshots in {}",
+        artifacts.display()
+    );
+    assert!(
+        output.status.success() && stdout.lines().last() == Some("ok"),
+        "{script} failed:\n{stdout}\n{stderr}"
+    );
+    for shot in shots {
+        assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_share_a_live_comment_thread() {
     let app = TestApp::spawn_with(
         TestBackend::Postgres,
         &[
@@ -47,53 +87,18 @@ async fn two_browsers_share_a_live_comment_thread() {
         ],
     )
     .await;
-    let artifacts = artifacts_dir();
-    let node = tokio::process::Command::new("node")
-        .arg(js_dir.join("browser.mjs"))
-        .current_dir(&js_dir)
-        .env("BANTER_URL", &app.address)
-        .env("BROWSER_ARTIFACTS", &artifacts)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node is required: apt-get install nodejs npm");
-    let output = tokio::time::timeout(Duration::from_secs(150), node.wait_with_output())
-        .await
-        .expect("the browser test finished in time")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!(
-        "browser test:\n{stdout}\n{stderr}\nscreenshots in {}",
-        artifacts.display()
-    );
-    assert!(
-        output.status.success() && stdout.lines().last() == Some("ok"),
-        "the browser test failed:\n{stdout}\n{stderr}"
-    );
-    for shot in [
+    let shots = [
         "01-two-viewers-desktop",
         "04-caught-up-phone",
         "06-rate-limited-phone",
         "07-skipped-desktop",
-    ] {
-        assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
-    }
+    ];
+    run_browser_script("browser.mjs", &app, &[], Duration::from_secs(150), &shots).await;
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_behaves_like_a_live_chat() {
-    let js_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
-    assert!(
-        js_dir.join("node_modules/playwright-core").exists(),
-        "tests/js/node_modules is missing: run `npm ci` in tests/js (./scripts/test does)"
-    );
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Chromium is missing: apt-get install chromium (./scripts/test does)"
-    );
     let app = TestApp::spawn(TestBackend::Sqlite).await;
     let owner = app.register("chatowner").await;
     // Signs in with an email whose local part is not the username.
@@ -117,47 +122,30 @@ async fn the_page_behaves_like_a_live_chat() {
             .await;
         assert_eq!(res.status(), reqwest::StatusCode::CREATED);
     }
-    let artifacts = artifacts_dir();
-    let node = tokio::process::Command::new("node")
-        .arg(js_dir.join("live_chat.mjs"))
-        .current_dir(&js_dir)
-        .env("BANTER_URL", &app.address)
-        .env("BROWSER_ARTIFACTS", &artifacts)
-        .env("VIDEO", "livechat")
-        .env("OWNER_TOKEN", &owner.access_token)
-        .env("OWNER_LOGIN", "chatowner@example.com")
-        .env("OWNER_PASSWORD", "password-chatowner")
-        .env("FAN_TOKEN", &fan.access_token)
-        .env("FAN_EMAIL", "f.an+chat@example.com")
-        .env("FAN_USERNAME", "fanuser")
-        .env("FAN_PASSWORD", "correct horse battery")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node is required: apt-get install nodejs npm");
-    let output = tokio::time::timeout(Duration::from_secs(120), node.wait_with_output())
-        .await
-        .expect("the live-chat browser test finished in time")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!(
-        "live-chat browser test:\n{stdout}\n{stderr}\nscreenshots in {}",
-        artifacts.display()
-    );
-    assert!(
-        output.status.success() && stdout.lines().last() == Some("ok"),
-        "the live-chat browser test failed:\n{stdout}\n{stderr}"
-    );
-    for shot in [
+    let env = [
+        ("VIDEO", "livechat"),
+        ("OWNER_TOKEN", owner.access_token.as_str()),
+        ("OWNER_LOGIN", "chatowner@example.com"),
+        ("OWNER_PASSWORD", "password-chatowner"),
+        ("FAN_TOKEN", fan.access_token.as_str()),
+        ("FAN_EMAIL", "f.an+chat@example.com"),
+        ("FAN_USERNAME", "fanuser"),
+        ("FAN_PASSWORD", "correct horse battery"),
+    ];
+    let shots = [
         "chat-02-phone",
         "chat-04-desktop-light",
         "chat-05-desktop-dark",
         "chat-06-phone-dark",
         "chat-07-moderating-desktop",
-    ] {
-        assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
-    }
+    ];
+    run_browser_script(
+        "live_chat.mjs",
+        &app,
+        &env,
+        Duration::from_secs(120),
+        &shots,
+    )
+    .await;
     app.stop().await;
 }
