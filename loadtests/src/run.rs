@@ -60,6 +60,8 @@ pub async fn run(scenario: Scenario, options: RunOptions) -> anyhow::Result<Repo
         .run_id
         .clone()
         .unwrap_or_else(|| format!("{:08x}", rand::rng().random::<u32>()));
+    // reqwest is built without a TLS provider of its own (the workspace's choice: ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;

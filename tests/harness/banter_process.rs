@@ -48,7 +48,9 @@ impl BanterProcess {
 /// Waits until `address` answers `/readyz` with 200 (10 s at most).
 pub async fn wait_ready(address: &str) {
     for _ in 0..200 {
-        if reqwest::get(format!("{address}/readyz"))
+        if crate::http_client()
+            .get(format!("{address}/readyz"))
+            .send()
             .await
             .is_ok_and(|r| r.status() == 200)
         {
@@ -67,7 +69,7 @@ pub async fn register_at(address: &str, username: &str) -> String {
         "username": username,
         "password": "correct horse battery",
     });
-    let tokens: serde_json::Value = reqwest::Client::new()
+    let tokens: serde_json::Value = crate::http_client()
         .post(format!("{address}/api/auth/register"))
         .json(&body)
         .send()

@@ -11,6 +11,7 @@
 //! message saying what to install; nothing is skipped.
 
 mod banter_process;
+mod jwks;
 mod otlp;
 mod pg;
 mod ports;
@@ -20,6 +21,7 @@ mod test_app;
 mod ws_client;
 
 pub use banter_process::{BanterProcess, register_at, wait_ready};
+pub use jwks::{JwksServer, TestKey};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use pg::PgCluster;
 pub use ports::free_port;
@@ -31,6 +33,12 @@ pub use ws_client::{Received, WsClient};
 
 /// The `banter` binary built next to this test binary (`cargo build -p banter-server` first;
 /// the test command does).
+/// An HTTP client for tests (reqwest needs the process's TLS provider installed first).
+pub fn http_client() -> reqwest::Client {
+    banter_api::install_tls_provider();
+    reqwest::Client::new()
+}
+
 pub fn banter_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe

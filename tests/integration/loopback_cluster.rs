@@ -100,7 +100,7 @@ async fn created_seqs(ws: &mut WsClient, n: usize) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_page_through_nginx_survives_a_realtime_node_kill() {
     let cluster = Cluster::up(&[]);
-    let client = reqwest::Client::new();
+    let client = banter_tests::http_client();
     let res = client
         .post(format!("{}/api/auth/register", cluster.url()))
         .json(
@@ -231,7 +231,9 @@ async fn draining_a_realtime_node_loses_no_comment() {
     let rt1_metrics = format!("http://127.0.0.1:{}/metrics", cluster.port + 2);
     let mut held = 0.0;
     for _ in 0..100 {
-        let text = reqwest::get(&rt1_metrics)
+        let text = banter_tests::http_client()
+            .get(&rt1_metrics)
+            .send()
             .await
             .unwrap()
             .text()

@@ -8,6 +8,7 @@ mod api_contract;
 mod api_users;
 mod browser;
 mod cluster;
+mod external_auth;
 mod frames;
 mod group_commit;
 mod js_client;

@@ -27,7 +27,9 @@ fn value(text: &str, series: &str) -> Option<f64> {
 }
 
 async fn scrape(node: &BanterProcess) -> String {
-    let res = reqwest::get(format!("{}/metrics", node.address))
+    let res = banter_tests::http_client()
+        .get(format!("{}/metrics", node.address))
+        .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
@@ -43,7 +45,7 @@ async fn scrape(node: &BanterProcess) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_sockets_joins_requests_and_limits() {
     let mut node = start().await;
-    let client = reqwest::Client::new();
+    let client = banter_tests::http_client();
     let token = banter_tests::register_at(&node.address, "metricsuser").await;
     let mut ws = WsClient::connect(&node.address, &format!("vsn=2.0.0&token={token}"))
         .await

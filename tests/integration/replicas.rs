@@ -20,7 +20,8 @@ async fn comment_count(app: &TestApp, video: &str) -> usize {
 /// Waits until the replica is healthy and has replayed enough (the schema, the test's data)
 /// to answer a listing of `video` with `expected` comments.
 async fn wait_for_replica_serving(app: &TestApp, video: &str, expected: usize) {
-    for _ in 0..400 {
+    // Up to 30 s: under the whole suite's load a fresh database's replay can take a while.
+    for _ in 0..1200 {
         let before = app.store.replica().stats();
         let count = comment_count(app, video).await;
         let after = app.store.replica().stats();

@@ -200,7 +200,7 @@ async fn the_binary_gives_back_password_hashing_memory() {
     .await;
     let before = rss_kib(node.pid());
 
-    let client = reqwest::Client::new();
+    let client = banter_tests::http_client();
     let address = node.address.clone();
     let signups = (0..40).map(|i| {
         let (client, address) = (client.clone(), address.clone());

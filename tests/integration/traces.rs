@@ -36,7 +36,7 @@ async fn a_comment_is_one_trace_from_the_request_across_redis_to_delivery() {
     let mut a = node("banter-a", &db, &redis, &otlp).await;
     let b = node("banter-b", &db, &redis, &otlp).await;
     let (node_a, node_b) = (a.address.clone(), b.address.clone());
-    let client = reqwest::Client::new();
+    let client = banter_tests::http_client();
     let token = banter_tests::register_at(&node_a, "tracer").await;
     let mut viewer = WsClient::connect(&node_b, "vsn=2.0.0").await.unwrap();
     assert_eq!(

@@ -71,11 +71,11 @@ impl<K: Eq + Hash, V: Clone> AccessCache<K, V> {
         seen.remove(key);
     }
 
-    /// Drops every entry whose key matches, and any answer still being read.
-    pub fn forget_where(&self, matches: impl Fn(&K) -> bool) {
+    /// Drops every entry that matches, and any answer still being read.
+    pub fn forget_where(&self, matches: impl Fn(&K, &V) -> bool) {
         let mut seen = self.seen.lock().expect("access cache lock");
         self.generation.fetch_add(1, Ordering::AcqRel);
-        seen.retain(|key, _| !matches(key));
+        seen.retain(|key, (value, _)| !matches(key, value));
     }
 
     /// Drops every entry (access changes may have been missed).

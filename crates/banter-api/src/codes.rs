@@ -43,6 +43,8 @@ pub const CONFLICT: &str = "conflict";
 pub const RATE_LIMITED: &str = "rate_limited";
 pub const INTERNAL: &str = "internal_error";
 pub const UNAVAILABLE: &str = "service_unavailable";
+/// An external identity provider's keys cannot be fetched (503, retry).
+pub const IDENTITY_PROVIDER_UNAVAILABLE: &str = "identity_provider_unavailable";
 /// 503 with `Retry-After`: the node is at its bound for password hashing.
 pub const BUSY: &str = "busy";
 

@@ -57,6 +57,10 @@ pub enum ApiError {
     Busy { retry_after: Duration },
     #[error("service unavailable")]
     Unavailable,
+    /// An external issuer's keys cannot be fetched and the cached ones have expired (503): the
+    /// token may be fine, so this is not a 401 that would sign the user out.
+    #[error("the identity provider '{issuer}' cannot be reached; try again shortly")]
+    IdentityProviderUnavailable { issuer: String },
     #[error("internal error")]
     Unexpected(#[source] anyhow::Error),
 }
@@ -92,6 +96,7 @@ impl ApiError {
             | ApiError::SlowMode { retry_after }
             | ApiError::Busy { retry_after } => Some(whole_seconds(*retry_after)),
             ApiError::ChatRefused { retry_after, .. } => retry_after.map(whole_seconds),
+            ApiError::IdentityProviderUnavailable { .. } => Some(5),
             _ => None,
         }
     }
@@ -112,6 +117,7 @@ impl ApiError {
             ApiError::SlowMode { .. } => codes::SLOW_MODE,
             ApiError::Busy { .. } => codes::BUSY,
             ApiError::Unavailable => codes::UNAVAILABLE,
+            ApiError::IdentityProviderUnavailable { .. } => codes::IDENTITY_PROVIDER_UNAVAILABLE,
             ApiError::Unexpected(_) => codes::INTERNAL,
         }
     }
@@ -132,7 +138,9 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { .. } | ApiError::SlowMode { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::Unavailable | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable
+            | ApiError::Busy { .. }
+            | ApiError::IdentityProviderUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

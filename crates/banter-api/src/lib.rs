@@ -19,6 +19,7 @@ mod contract;
 mod dto;
 mod error;
 mod extract_errors;
+mod http_client;
 mod json_body;
 mod moderation;
 mod publish;
@@ -32,12 +33,14 @@ use actix_web::web;
 pub use access::{Denied, check_view};
 pub use access_cache::AccessCache;
 pub use auth::{
-    HashLimits, JwtKeys, MaybePrincipal, PasswordHasher, Principal, Verified, load_principal,
+    Credential, ExternalIdentity, ExternalIssuers, HashLimits, IssuerConfig, JwksPolicy, JwtKeys,
+    KeySetHealth, MaybePrincipal, PasswordHasher, Principal, Token, Verified, load_principal,
     verify_access_token, verify_token,
 };
 pub use chat_rules::{ChatRules, VideoRules};
 pub use dto::CommentDto;
 pub use error::ApiError;
+pub use http_client::{install_tls_provider, outbound_client};
 pub use moderation::{
     COMMENTS_REFUSED_METRIC, MODERATION_ACTIONS, MODERATION_ACTIONS_METRIC, REFUSAL_REASONS,
 };

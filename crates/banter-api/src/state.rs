@@ -7,7 +7,9 @@ use banter_core::ClientIpRule;
 use banter_store::Store;
 use secrecy::SecretString;
 
-use crate::auth::{HashLimits, JwtKeys, PasswordHasher, SuccessorKey};
+use crate::auth::{
+    ExternalIssuers, HashLimits, IssuerConfig, JwksPolicy, JwtKeys, PasswordHasher, SuccessorKey,
+};
 use crate::chat_rules::ChatRules;
 use crate::publish::CommentPublisher;
 use crate::rate_limit::{RateLimitConfig, RateLimits};
@@ -31,6 +33,10 @@ pub struct ApiConfig {
     /// How long a node keeps a video's chat rules (bans, settings, moderators) before reading
     /// them again; changes announced on the bus clear them at once (`chat_rules.rs`).
     pub chat_rules_ttl: Duration,
+    /// External identity providers whose tokens are accepted (`auth/external.rs`).
+    pub jwt_issuers: Vec<IssuerConfig>,
+    /// How their key sets are cached and refreshed.
+    pub jwks: JwksPolicy,
 }
 
 impl ApiConfig {
@@ -45,6 +51,8 @@ impl ApiConfig {
             password_hashing: HashLimits::default(),
             reserved_video_ids: Vec::new(),
             chat_rules_ttl: Duration::from_secs(5),
+            jwt_issuers: Vec::new(),
+            jwks: JwksPolicy::default(),
         }
     }
 }
@@ -52,6 +60,8 @@ impl ApiConfig {
 pub struct ApiState {
     pub store: Store,
     pub jwt: JwtKeys,
+    /// External issuers' tokens: verification and their cached key sets.
+    pub external: ExternalIssuers,
     pub passwords: PasswordHasher,
     /// Derives each rotated refresh token's successor.
     pub successors: SuccessorKey,
@@ -75,6 +85,15 @@ impl ApiState {
         Ok(Self {
             successors: SuccessorKey::new(first_secret),
             jwt: JwtKeys::new(&config.jwt_secrets, config.access_token_ttl)?,
+            external: if config.jwt_issuers.is_empty() {
+                ExternalIssuers::default()
+            } else {
+                ExternalIssuers::new(
+                    &config.jwt_issuers,
+                    &config.jwks,
+                    &crate::outbound_client()?,
+                )?
+            },
             passwords: PasswordHasher::owasp(config.password_hashing)?,
             limits: RateLimits::new(&config.rate_limits),
             chat: ChatRules::new(config.chat_rules_ttl),

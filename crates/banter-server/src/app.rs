@@ -91,6 +91,8 @@ fn api_config(settings: &Settings) -> anyhow::Result<ApiConfig> {
     // The demo videos are listed on `/` for everyone: nobody may register one as theirs.
     config.reserved_video_ids = settings.web_config().demo_videos;
     config.chat_rules_ttl = std::time::Duration::from_millis(settings.chat_rules_cache_ms);
+    config.jwt_issuers = settings.jwt_issuers.clone();
+    config.jwks = settings.jwks_policy();
     let login = settings.rate_login_per_minute;
     let comment = Limit::new(
         settings.rate_comment_per_minute,
@@ -133,6 +135,7 @@ impl Application {
             api_config(&settings)?,
             Arc::new(BusPublisher { bus: bus.clone() }),
         )?);
+        api.external.warm_up();
         let hub = settings.role.serves_realtime().then(|| {
             let gateway = Arc::new(ApiGateway {
                 state: api.clone().into_inner(),

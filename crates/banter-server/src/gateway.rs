@@ -23,37 +23,30 @@ pub struct ApiGateway {
     pub principals: Arc<Principals>,
 }
 
-/// A token's principal: signature and expiry checked every time, the session read from the
-/// database unless it was seen alive within the cache's lifetime.
+/// A token's principal: signature and expiry checked every time, the session (or external
+/// subject) read from the database unless it was seen alive within the cache's lifetime.
 async fn principal(
     state: &ApiState,
     principals: &Principals,
     token: &str,
 ) -> Result<banter_api::Principal, ApiError> {
-    let verified = banter_api::verify_token(state, token)?;
-    if let Some(user) = principals.get(verified.user, &verified.device, verified.session) {
-        return Ok(banter_api::Principal {
-            user,
-            device_id: verified.device,
-            session_id: verified.session,
-            expires_at: verified.expires_at,
-        });
+    let verified = banter_api::verify_token(state, token).await?;
+    if let Some(found) = principals.get(&verified) {
+        return Ok(found);
     }
     let generation = principals.generation();
-    let found = banter_api::load_principal(state, verified).await?;
-    principals.remember(
-        found.device_id.clone(),
-        found.session_id,
-        found.user.clone(),
-        generation,
-    );
+    let found = banter_api::load_principal(state, verified.clone()).await?;
+    principals.remember(&verified, &found, generation);
     Ok(found)
 }
 
 fn refusal(err: ApiError) -> Refusal {
     if err.status_code().is_server_error() {
-        return Refusal::new(reasons::UNAVAILABLE, "something went wrong; try again")
-            .retry_after(err.retry_after());
+        let message = match err {
+            ApiError::IdentityProviderUnavailable { .. } => err.to_string(),
+            _ => "something went wrong; try again".to_owned(),
+        };
+        return Refusal::new(reasons::UNAVAILABLE, message).retry_after(err.retry_after());
     }
     Refusal::new(err.code(), err.to_string()).retry_after(err.retry_after())
 }

@@ -1,12 +1,15 @@
 //! `/healthz` (the process is alive and serving) and `/readyz` (it should receive traffic: the
 //! database answers, the bus is connected and the node is not draining). A failing probe
-//! answers 503 with the reason. Replica health is reported where replicas are configured.
+//! answers 503 with the reason. Replica health is reported where replicas are configured, and
+//! each external identity provider's key set where issuers are configured (a provider that
+//! cannot be reached does not make the node unready: local sign-in and watching go on).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, get, web};
+use banter_api::ApiState;
 use banter_store::Store;
 
 /// Shared between the probes and the shutdown path.
@@ -39,7 +42,11 @@ pub async fn healthz() -> HttpResponse {
 }
 
 #[get("/readyz")]
-pub async fn readyz(store: web::Data<Store>, readiness: web::Data<Arc<Readiness>>) -> HttpResponse {
+pub async fn readyz(
+    store: web::Data<Store>,
+    readiness: web::Data<Arc<Readiness>>,
+    api: web::Data<ApiState>,
+) -> HttpResponse {
     if readiness.is_draining() {
         return HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({"status": "draining", "checks": {"draining": true}}));
@@ -65,6 +72,15 @@ pub async fn readyz(store: web::Data<Store>, readiness: web::Data<Arc<Readiness>
     if configured > 0 {
         body["checks"]["replicas_configured"] = configured.into();
         body["checks"]["replicas_healthy"] = store.replica().healthy_replicas().into();
+    }
+    if !api.external.is_empty() {
+        let providers: serde_json::Map<String, serde_json::Value> = api
+            .external
+            .health()
+            .into_iter()
+            .map(|(name, keys, error)| (name, serde_json::json!({"keys": keys, "error": error})))
+            .collect();
+        body["checks"]["identity_providers"] = providers.into();
     }
     if ready {
         HttpResponse::Ok().json(body)

@@ -34,6 +34,8 @@ fn main() -> anyhow::Result<()> {
     allocator::tune();
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
+    // Before any HTTP client (the OTLP exporter's, the JWKS fetcher's) is made.
+    banter_api::install_tls_provider();
     // Outside the async runtime: the OTLP exporter's blocking HTTP client must not be created
     // or dropped inside it.
     let telemetry = telemetry::init(settings.log_format(), &settings.log_level, std::io::stdout)?;

@@ -1,21 +1,37 @@
 //! Sessions recently seen to be alive, so that the sockets of a reconnect storm, and every post
-//! and join of an open socket, do not read the user, device and session from the database each
-//! time. An entry is keyed by the token's (user, device, session) and lives `ttl`
+//! and join of an open socket, do not read the user (and for Banter's own tokens the device and
+//! session) from the database each time. An entry is keyed by the token's (user, device,
+//! session), or (issuer, subject) for an external provider's token, and lives `ttl`
 //! (`BANTER_WS_PRINCIPAL_CACHE_MS`, 0 turns it off). The token's signature and expiry are still
-//! checked on every use. A committed change to the account, a device or a session reaches
-//! every node as `AccessChange::User`, which `forget`s the user's entries at once, before the
-//! user's sockets re-check; a read that began before the change cannot put it back (the
-//! generation check). The REST API does not use it: a request reads the primary every time.
+//! checked on every use, and an external token whose roles claim now gives another role is not
+//! answered from the cache (the read updates the role). A committed change to the account, a
+//! device or a session reaches every node as `AccessChange::User`, which `forget`s the user's
+//! entries at once, before the user's sockets re-check; a read that began before the change
+//! cannot put it back (the generation check). The REST API does not use it: a request reads
+//! the primary every time.
 //!
 //! Kept out: what makes a session alive (`banter_store`'s `active_principal`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use banter_api::{Credential, Principal, Token};
 use banter_core::{DeviceId, User, UserId};
 
 use banter_api::AccessCache;
 
-type Key = (UserId, DeviceId, uuid::Uuid);
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Session(UserId, DeviceId, uuid::Uuid),
+    External(Arc<str>, String),
+}
+
+fn key(token: &Token) -> Key {
+    match token {
+        Token::Local(v) => Key::Session(v.user, v.device.clone(), v.session),
+        Token::External(e) => Key::External(e.issuer.clone(), e.subject.clone()),
+    }
+}
 
 pub struct Principals {
     cache: AccessCache<Key, User>,
@@ -33,21 +49,40 @@ impl Principals {
         self.cache.generation()
     }
 
-    /// The user of this session, if it was seen alive within the lifetime.
-    pub fn get(&self, user: UserId, device: &DeviceId, session: uuid::Uuid) -> Option<User> {
-        self.cache.get(&(user, device.clone(), session))
+    /// The principal of this token, if its session was seen alive within the lifetime.
+    pub fn get(&self, token: &Token) -> Option<Principal> {
+        let user = self.cache.get(&key(token))?;
+        let credential = match token {
+            Token::Local(v) => Credential::Session {
+                device: v.device.clone(),
+                session: v.session,
+            },
+            Token::External(e) => {
+                if e.role.is_some_and(|role| role != user.role) {
+                    return None;
+                }
+                Credential::External {
+                    issuer: e.issuer.clone(),
+                }
+            }
+        };
+        Some(Principal {
+            user,
+            credential,
+            expires_at: token.expires_at(),
+        })
     }
 
-    /// Caches a session read alive, unless something was forgotten since `generation`.
-    pub fn remember(&self, device: DeviceId, session: uuid::Uuid, user: User, generation: u64) {
+    /// Caches a principal read alive, unless something was forgotten since `generation`.
+    pub fn remember(&self, token: &Token, principal: &Principal, generation: u64) {
         self.cache
-            .remember((user.id, device, session), user, generation);
+            .remember(key(token), principal.user.clone(), generation);
     }
 
     /// Drops every session of `user` (their account, devices or sessions changed), and any
     /// answer still being read.
     pub fn forget(&self, user: UserId) {
-        self.cache.forget_where(|(id, _, _)| *id == user);
+        self.cache.forget_where(|_, cached| cached.id == user);
     }
 
     /// Drops every entry (access changes may have been missed).
@@ -58,6 +93,7 @@ impl Principals {
 
 #[cfg(test)]
 mod tests {
+    use banter_api::{ExternalIdentity, Verified};
     use banter_core::{Email, Role, Username};
     use time::OffsetDateTime;
 
@@ -76,46 +112,93 @@ mod tests {
         }
     }
 
+    fn session(user: &User, device: &str) -> (Token, Principal) {
+        let verified = Verified {
+            user: user.id,
+            device: DeviceId::parse(device).unwrap(),
+            session: uuid::Uuid::now_v7(),
+            expires_at: 42,
+        };
+        let principal = Principal {
+            user: user.clone(),
+            credential: Credential::Session {
+                device: verified.device.clone(),
+                session: verified.session,
+            },
+            expires_at: 42,
+        };
+        (Token::Local(verified), principal)
+    }
+
+    fn external(user: &User, role: Option<Role>) -> (Token, Principal) {
+        let identity = ExternalIdentity {
+            issuer: "https://idp.example".into(),
+            subject: "sub-1".into(),
+            usernames: vec![],
+            role,
+            expires_at: 43,
+        };
+        let principal = Principal {
+            user: user.clone(),
+            credential: Credential::External {
+                issuer: identity.issuer.clone(),
+            },
+            expires_at: 43,
+        };
+        (Token::External(identity), principal)
+    }
+
     #[test]
     fn a_session_is_kept_for_its_lifetime_and_forgotten_with_its_user() {
         let cache = Principals::new(Duration::from_secs(60));
-        let (alice, device, session) =
-            (user(), DeviceId::parse("d1").unwrap(), uuid::Uuid::now_v7());
-        cache.remember(device.clone(), session, alice.clone(), cache.generation());
-        assert_eq!(
-            cache.get(alice.id, &device, session).map(|u| u.id),
-            Some(alice.id)
-        );
-        assert!(
-            cache
-                .get(alice.id, &DeviceId::parse("d2").unwrap(), session)
-                .is_none()
-        );
+        let alice = user();
+        let (token, principal) = session(&alice, "d1");
+        cache.remember(&token, &principal, cache.generation());
+        assert_eq!(cache.get(&token).map(|p| p.user.id), Some(alice.id));
+        let (other_device, _) = session(&alice, "d2");
+        assert!(cache.get(&other_device).is_none());
         cache.forget(alice.id);
-        assert!(cache.get(alice.id, &device, session).is_none());
+        assert!(cache.get(&token).is_none());
+    }
+
+    #[test]
+    fn an_external_subject_is_kept_until_its_user_changes_or_its_role_claim_differs() {
+        let cache = Principals::new(Duration::from_secs(60));
+        let alice = user();
+        let (token, principal) = external(&alice, Some(Role::User));
+        cache.remember(&token, &principal, cache.generation());
+        let found = cache.get(&token).unwrap();
+        assert_eq!((found.user.id, found.expires_at), (alice.id, 43));
+        assert_eq!(found.credential, principal.credential);
+        let (promoted, _) = external(&alice, Some(Role::Admin));
+        assert!(cache.get(&promoted).is_none(), "the role claim changed");
+        let (unmanaged, _) = external(&alice, None);
+        assert!(cache.get(&unmanaged).is_some());
+        cache.forget(alice.id);
+        assert!(cache.get(&token).is_none());
     }
 
     #[test]
     fn a_read_that_began_before_a_change_is_not_cached() {
         let cache = Principals::new(Duration::from_secs(60));
-        let (alice, device, session) =
-            (user(), DeviceId::parse("d1").unwrap(), uuid::Uuid::now_v7());
+        let alice = user();
+        let (token, principal) = session(&alice, "d1");
         let before = cache.generation();
         cache.forget(alice.id); // the change commits while the read is in flight
-        cache.remember(device.clone(), session, alice.clone(), before);
-        assert!(cache.get(alice.id, &device, session).is_none());
+        cache.remember(&token, &principal, before);
+        assert!(cache.get(&token).is_none());
     }
 
     #[test]
     fn expired_entries_and_a_zero_lifetime_give_nothing() {
-        let (alice, device, session) =
-            (user(), DeviceId::parse("d1").unwrap(), uuid::Uuid::now_v7());
+        let alice = user();
+        let (token, principal) = session(&alice, "d1");
         let off = Principals::new(Duration::ZERO);
-        off.remember(device.clone(), session, alice.clone(), off.generation());
-        assert!(off.get(alice.id, &device, session).is_none());
+        off.remember(&token, &principal, off.generation());
+        assert!(off.get(&token).is_none());
         let short = Principals::new(Duration::from_millis(20));
-        short.remember(device.clone(), session, alice.clone(), short.generation());
+        short.remember(&token, &principal, short.generation());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(short.get(alice.id, &device, session).is_none());
+        assert!(short.get(&token).is_none());
     }
 }

@@ -71,6 +71,18 @@ pub struct Settings {
     /// Comma-separated JWT secrets: the first signs, all verify.
     pub jwt_secret: Option<SecretString>,
     pub access_token_ttl_secs: u64,
+    /// External identity providers whose tokens are accepted: `[[jwt_issuers]]` tables in the
+    /// file, or a JSON array in `BANTER_JWT_ISSUERS`.
+    #[serde(deserialize_with = "list_or_json")]
+    pub jwt_issuers: Vec<banter_api::IssuerConfig>,
+    /// How long a key set without cache headers is kept.
+    pub jwks_default_ttl_secs: u64,
+    /// The shortest lifetime a key set's cache headers may give it.
+    pub jwks_min_ttl_secs: u64,
+    /// How long stale keys keep working while their provider cannot be reached.
+    pub jwks_max_stale_secs: u64,
+    /// The shortest time between two fetches of one key set for unknown key ids or failures.
+    pub jwks_min_refresh_secs: u64,
     pub refresh_token_ttl_secs: u64,
     /// Seconds after a refresh token's use in which presenting it again returns the same
     /// successor (two tabs refreshing at once) instead of revoking the session as reuse.
@@ -144,6 +156,11 @@ database_replica_acquire_timeout_ms = 500
 migrate_on_start = true
 redis_prefix = "banter"
 access_token_ttl_secs = 900
+jwt_issuers = []
+jwks_default_ttl_secs = 300
+jwks_min_ttl_secs = 30
+jwks_max_stale_secs = 3600
+jwks_min_refresh_secs = 30
 refresh_token_ttl_secs = 2592000
 refresh_reuse_grace_secs = 10
 log_level = "info"
@@ -184,6 +201,24 @@ rebalance_max_per_second = 20
 /// The shortest JWT secret accepted, in any mode.
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
+/// A list of tables from the file, or a JSON array from the environment (where TOML tables
+/// cannot be written), read with the list's own field names and errors.
+fn list_or_json<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    let value = serde_json::Value::deserialize(deserializer)?;
+    let value = match value {
+        serde_json::Value::String(s) if s.trim().is_empty() => return Ok(Vec::new()),
+        serde_json::Value::String(s) => serde_json::from_str(&s)
+            .map_err(|e| D::Error::custom(format!("not a JSON array: {e}")))?,
+        other => other,
+    };
+    serde_json::from_value(value).map_err(D::Error::custom)
+}
+
 /// The non-empty, trimmed items of a comma-separated setting.
 fn comma_list(value: &str) -> Vec<String> {
     value
@@ -222,6 +257,13 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        let policy = self.jwks_policy();
+        if policy.min_ttl > policy.max_ttl {
+            bail!(
+                "BANTER_JWKS_MIN_TTL_SECS may be at most {} (a day)",
+                policy.max_ttl.as_secs()
+            );
+        }
         let secrets = self.jwt_secrets();
         if self.env == Environment::Production && secrets.is_empty() {
             bail!("BANTER_JWT_SECRET is required when BANTER_ENV=production");
@@ -255,6 +297,18 @@ impl Settings {
             .into_iter()
             .map(SecretString::from)
             .collect()
+    }
+
+    /// How external issuers' key sets are cached and refreshed.
+    pub fn jwks_policy(&self) -> banter_api::JwksPolicy {
+        let secs = Duration::from_secs;
+        banter_api::JwksPolicy {
+            default_ttl: secs(self.jwks_default_ttl_secs),
+            min_ttl: secs(self.jwks_min_ttl_secs),
+            max_stale: secs(self.jwks_max_stale_secs),
+            min_refresh_interval: secs(self.jwks_min_refresh_secs),
+            ..banter_api::JwksPolicy::default()
+        }
     }
 
     pub fn log_format(&self) -> LogFormat {
@@ -442,6 +496,47 @@ mod tests {
                 trusted_hops: 2
             }
         );
+    }
+
+    #[test]
+    fn external_issuers_come_from_file_tables_or_a_json_environment_variable() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "[[jwt_issuers]]\nname = \"auth0\"\nissuer = \"https://x.auth0.com/\"\n\
+             audience = [\"banter\"]\njwks_url = \"https://x.auth0.com/.well-known/jwks.json\"\n\
+             roles_claim = \"https://banter/roles\""
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(file.path()), env(&[])).unwrap();
+        assert_eq!(s.jwt_issuers.len(), 1);
+        assert_eq!(s.jwt_issuers[0].name, "auth0");
+        assert_eq!(s.jwt_issuers[0].algorithms, ["RS256"]);
+        assert_eq!(s.jwt_issuers[0].subject_claim, "sub");
+        assert_eq!(
+            s.jwt_issuers[0].roles_claim.as_deref(),
+            Some("https://banter/roles")
+        );
+        let json = r#"[{"name":"fb","issuer":"https://securetoken.google.com/p","audience":["p"],
+            "jwks_url":"https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"}]"#;
+        let s = Settings::load_from(None, env(&[("BANTER_JWT_ISSUERS", json)])).unwrap();
+        assert_eq!(s.jwt_issuers[0].audience, ["p"]);
+        assert!(
+            Settings::load_from(None, env(&[]))
+                .unwrap()
+                .jwt_issuers
+                .is_empty()
+        );
+        for (bad, says) in [
+            ("[{\"name\":", "not a JSON array"),
+            (
+                r#"[{"name":"a","issuer":"i","audience":["x"],"jwks_url":"https://k","colour":1}]"#,
+                "colour",
+            ),
+        ] {
+            let err = Settings::load_from(None, env(&[("BANTER_JWT_ISSUERS", bad)])).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{err:#}");
+        }
     }
 
     #[test]

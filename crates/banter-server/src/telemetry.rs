@@ -67,6 +67,8 @@ pub fn init<W>(format: LogFormat, level: &str, writer: W) -> anyhow::Result<Tele
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    // The OTLP exporter's HTTP client needs the TLS provider (see `banter_api::http_client`).
+    banter_api::install_tls_provider();
     let filter = EnvFilter::try_from_env("BANTER_LOG")
         .or_else(|_| EnvFilter::try_new(level))
         .map_err(|e| anyhow::anyhow!("invalid log level {level:?}: {e}"))?;

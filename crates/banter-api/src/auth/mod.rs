@@ -1,12 +1,19 @@
-//! Authentication: access tokens (JWT), password hashing, refresh tokens, and the extractor
-//! that turns a request's bearer token into the signed-in user.
+//! Authentication: access tokens (Banter's own JWTs, and external identity providers' through
+//! their JWKS), password hashing, refresh tokens, and the extractor that turns a request's
+//! bearer token into the signed-in user.
 
+mod external;
+mod jwks;
 mod jwt;
 mod password;
 mod principal;
 mod refresh;
 
+pub use external::{ExternalIdentity, ExternalIssuers, IssuerConfig};
+pub use jwks::{JwksPolicy, KeySetHealth};
 pub use jwt::{JwtKeys, TokenError, Verified};
 pub use password::{HashLimits, PasswordHasher};
-pub use principal::{MaybePrincipal, Principal, load_principal, verify_access_token, verify_token};
+pub use principal::{
+    Credential, MaybePrincipal, Principal, Token, load_principal, verify_access_token, verify_token,
+};
 pub use refresh::{RefreshToken, SuccessorKey, hash_refresh_token};

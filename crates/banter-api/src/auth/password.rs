@@ -130,6 +130,9 @@ impl PasswordHasher {
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, HashError> {
         let _slot = self.slot().await?;
         let argon2 = self.argon2();
+        // An account without a password (an external provider's user) verifies like an
+        // unknown one: against the dummy, always false.
+        let hash = hash.filter(|h| h != banter_store::NO_PASSWORD);
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.inner.dummy_hash.clone());
         let verified = tokio::task::spawn_blocking(move || {

@@ -1,45 +1,136 @@
 //! `Principal`: the signed-in user of a request, extracted from `Authorization: Bearer <jwt>`.
-//! Beyond the token's signature and expiry, the user must still be active, the device not
-//! revoked and the token's session not ended; that is checked on the primary on every request
-//! so it takes effect at once.
+//! The token is Banter's own (HS256, `iss: banter`: a session of a device) or one of a
+//! configured external issuer's (`external.rs`: verified against its JWKS, its subject mapped
+//! to a local user created on first sight). Beyond the token's signature and expiry, the user
+//! must still be active and, for Banter's tokens, the device not revoked and the session not
+//! ended; that is checked on the primary on every request so it takes effect at once.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
-use banter_core::{DeviceId, User};
+use banter_core::{AccessChange, DeviceId, User};
 
+use super::external::{ExternalError, ExternalIdentity, LOCAL_ISSUER};
 use super::{TokenError, Verified};
 use crate::{ApiError, ApiState, codes};
+
+/// How a principal signed in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// Banter's own access token: a session (refresh-token family) of a device.
+    Session {
+        device: DeviceId,
+        session: uuid::Uuid,
+    },
+    /// A token of an external identity provider, by its `iss`.
+    External { issuer: Arc<str> },
+}
 
 #[derive(Clone, Debug)]
 pub struct Principal {
     pub user: User,
-    pub device_id: DeviceId,
-    /// The session (refresh-token family) the token belongs to.
-    pub session_id: uuid::Uuid,
+    pub credential: Credential,
     /// When the access token expires, in Unix seconds.
     pub expires_at: i64,
 }
 
+impl Principal {
+    /// The session this principal's token belongs to, for Banter's own tokens.
+    pub fn session(&self) -> Option<uuid::Uuid> {
+        match &self.credential {
+            Credential::Session { session, .. } => Some(*session),
+            Credential::External { .. } => None,
+        }
+    }
+
+    /// What per-device limits count this principal as: the device, or the issuer.
+    pub fn device_key(&self) -> String {
+        match &self.credential {
+            Credential::Session { device, .. } => format!("{}/{}", self.user.id, device.as_ref()),
+            Credential::External { issuer } => format!("{}/external:{issuer}", self.user.id),
+        }
+    }
+}
+
+/// A token whose signature, issuer and expiry hold: who it names, not yet looked up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Token {
+    Local(Verified),
+    External(ExternalIdentity),
+}
+
+impl Token {
+    /// Unix seconds.
+    pub fn expires_at(&self) -> i64 {
+        match self {
+            Token::Local(v) => v.expires_at,
+            Token::External(e) => e.expires_at,
+        }
+    }
+}
+
 /// Verifies an access token and loads its user, for any transport (HTTP or WebSocket).
 pub async fn verify_access_token(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
-    load_principal(state, verify_token(state, token)?).await
+    load_principal(state, verify_token(state, token).await?).await
 }
 
-/// The token's signature and expiry only: who it names, with no database read. A caller that
-/// keeps principals (the socket gateway's bounded cache) follows with [`load_principal`].
-pub fn verify_token(state: &ApiState, token: &str) -> Result<Verified, ApiError> {
-    state.jwt.verify(token).map_err(|e| match e {
-        TokenError::Expired => ApiError::unauthorized(codes::TOKEN_EXPIRED, e.to_string()),
-        TokenError::Invalid => ApiError::unauthorized(codes::INVALID_TOKEN, e.to_string()),
-    })
+#[derive(serde::Deserialize)]
+struct UnverifiedIssuer {
+    iss: Option<String>,
 }
 
-/// The user behind a verified token, read on the primary: still active, device not revoked,
-/// session not ended.
-pub async fn load_principal(state: &ApiState, verified: Verified) -> Result<Principal, ApiError> {
+/// The token's signature, issuer and expiry only: who it names, with no database read (an
+/// external issuer's keys may be fetched). A caller that keeps principals (the socket
+/// gateway's bounded cache) follows with [`load_principal`].
+pub async fn verify_token(state: &ApiState, token: &str) -> Result<Token, ApiError> {
+    if !state.external.is_empty()
+        && let Ok(UnverifiedIssuer { iss: Some(iss) }) =
+            jsonwebtoken::dangerous::insecure_decode_claims::<UnverifiedIssuer>(token)
+        && iss != LOCAL_ISSUER
+        && state.external.knows(&iss)
+    {
+        return state
+            .external
+            .verify(&iss, token)
+            .await
+            .map(Token::External)
+            .map_err(|e| match e {
+                ExternalError::Expired => {
+                    ApiError::unauthorized(codes::TOKEN_EXPIRED, e.to_string())
+                }
+                ExternalError::Invalid(_) => {
+                    ApiError::unauthorized(codes::INVALID_TOKEN, e.to_string())
+                }
+                ExternalError::Unavailable(issuer) => {
+                    ApiError::IdentityProviderUnavailable { issuer }
+                }
+            });
+    }
+    state
+        .jwt
+        .verify(token)
+        .map(Token::Local)
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::unauthorized(codes::TOKEN_EXPIRED, e.to_string()),
+            TokenError::Invalid => ApiError::unauthorized(codes::INVALID_TOKEN, e.to_string()),
+        })
+}
+
+/// The user behind a verified token, read on the primary: still active and, for Banter's own
+/// tokens, the device not revoked and the session not ended. An external subject seen for the
+/// first time becomes a local user; where the issuer's roles claim is configured, the user's
+/// role follows it.
+pub async fn load_principal(state: &ApiState, token: Token) -> Result<Principal, ApiError> {
+    match token {
+        Token::Local(verified) => load_session(state, verified).await,
+        Token::External(identity) => load_external(state, identity).await,
+    }
+}
+
+async fn load_session(state: &ApiState, verified: Verified) -> Result<Principal, ApiError> {
     let user = state
         .store
         .primary()
@@ -54,12 +145,61 @@ pub async fn load_principal(state: &ApiState, verified: Verified) -> Result<Prin
         })?;
     Ok(Principal {
         user,
-        device_id: verified.device,
-        session_id: verified.session,
+        credential: Credential::Session {
+            device: verified.device,
+            session: verified.session,
+        },
         expires_at: verified.expires_at,
     })
 }
 
+async fn load_external(
+    state: &ApiState,
+    identity: ExternalIdentity,
+) -> Result<Principal, ApiError> {
+    let primary = state.store.primary();
+    let mut user = match primary
+        .external_user(&identity.issuer, &identity.subject)
+        .await?
+    {
+        Some(user) => user,
+        None => {
+            let user = primary
+                .provision_external_user(
+                    &identity.issuer,
+                    &identity.subject,
+                    &identity.usernames,
+                    identity.role.unwrap_or(banter_core::Role::User),
+                )
+                .await?;
+            tracing::info!(user_id = %user.id, issuer = %identity.issuer, username = %user.username, "external user provisioned");
+            user
+        }
+    };
+    if !user.is_active {
+        return Err(ApiError::unauthorized(
+            codes::ACCOUNT_INACTIVE,
+            "this account is deactivated",
+        ));
+    }
+    if let Some(role) = identity.role
+        && role != user.role
+    {
+        user = primary
+            .update_standing(user.id, Some(role), None)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized(codes::INVALID_TOKEN, "this account is gone"))?;
+        // Moderation rights follow the role on every node.
+        state.publisher.access_changed(AccessChange::User(user.id));
+    }
+    Ok(Principal {
+        user,
+        credential: Credential::External {
+            issuer: identity.issuer,
+        },
+        expires_at: identity.expires_at,
+    })
+}
 /// The token of an `Authorization: Bearer <token>` header. The scheme is matched
 /// case-insensitively (RFC 9110 §11.1), and any amount of space may separate it from the token.
 fn bearer_token(header: &str) -> Option<&str> {

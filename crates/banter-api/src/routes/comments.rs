@@ -158,11 +158,10 @@ async fn commit_within_rules(
         .comment_per_user
         .check(&principal.user.id.to_string())
         .and_then(|()| {
-            state.limits.comment_per_device.check(&format!(
-                "{}/{}",
-                principal.user.id,
-                principal.device_id.as_ref()
-            ))
+            state
+                .limits
+                .comment_per_device
+                .check(&principal.device_key())
         });
     if let Err(limited) = limited {
         slot.release();

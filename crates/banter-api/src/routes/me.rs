@@ -83,7 +83,7 @@ pub async fn update_me(
     if password_changed {
         // Whoever knew the old password is signed out everywhere but here.
         let ended = primary
-            .revoke_other_sessions(user.id, principal.session_id)
+            .revoke_other_sessions(user.id, principal.session().unwrap_or_default())
             .await?;
         tracing::info!(user_id = %user.id, ended, "password changed; other sessions ended");
     }

@@ -20,6 +20,12 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from `POST /api/auth/login`, `register` or `refresh`, \
+                         or one of a configured external identity provider (`BANTER_JWT_ISSUERS`; \
+                         verified against its JWKS). If that provider's keys cannot be fetched, \
+                         the request gets 503 `identity_provider_unavailable` with `Retry-After`.",
+                    ))
                     .build(),
             ),
         );
