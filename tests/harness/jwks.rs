@@ -27,6 +27,7 @@ fn openssl(args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("running `openssl` to make test keys: install it with `apt-get install openssl`");
     if let Some(input) = input {

@@ -18,6 +18,7 @@ mod ports;
 mod process;
 mod redis;
 mod test_app;
+mod webhook_receiver;
 mod ws_client;
 
 pub use banter_process::{BanterProcess, register_at, wait_ready};
@@ -29,6 +30,7 @@ pub use redis::RedisServer;
 pub use test_app::{
     JWT_SECRET, Session, TestApp, TestBackend, assert_error, create_user, session_from,
 };
+pub use webhook_receiver::{Answer, HookRequest, WebhookReceiver};
 pub use ws_client::{Received, WsClient};
 
 /// The `banter` binary built next to this test binary (`cargo build -p banter-server` first;

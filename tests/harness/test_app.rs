@@ -51,22 +51,7 @@ impl TestApp {
 
     /// Spawns with extra `BANTER_*` settings (e.g. tight rate limits).
     pub async fn spawn_with(backend: TestBackend, extra: &[(&str, &str)]) -> TestApp {
-        let mut env: HashMap<String, String> = [
-            ("BANTER_HTTP_ADDR", "127.0.0.1:0"),
-            ("BANTER_JWT_SECRET", JWT_SECRET),
-            ("BANTER_RATE_LOGIN_PER_MINUTE", "100000"),
-            ("BANTER_RATE_REGISTER_PER_MINUTE", "100000"),
-            ("BANTER_RATE_COMMENT_PER_MINUTE", "100000"),
-            ("BANTER_RATE_COMMENT_BURST", "100000"),
-            // Tests count every comment; the budget's own tests turn it on.
-            ("BANTER_WS_MAX_COMMENTS_PER_SECOND_PER_VIEWER", "0"),
-            ("BANTER_DATABASE_MAX_CONNECTIONS", "5"),
-            ("BANTER_SHUTDOWN_TIMEOUT_SECS", "1"),
-            ("BANTER_DRAIN_WINDOW_SECS", "0"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        let mut env = default_env();
         let mut dir = None;
         let mut database = None;
         match backend {
@@ -95,6 +80,17 @@ impl TestApp {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
         Self::spawn_env(env, dir, database).await
+    }
+
+    /// Another node on this app's (PostgreSQL) database, with extra settings.
+    pub async fn spawn_beside(&self, extra: &[(&str, &str)]) -> TestApp {
+        assert!(self.database.is_some(), "a second node needs PostgreSQL");
+        let mut env = default_env();
+        env.insert("BANTER_DATABASE_URL".into(), self.database_url.clone());
+        for (k, v) in extra {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        Self::spawn_env(env, None, None).await
     }
 
     pub async fn spawn_env(
@@ -282,6 +278,26 @@ impl TestApp {
     pub fn stop_handle(&self) -> banter_server::StopHandle {
         self.stop.clone()
     }
+}
+
+/// The settings every test app starts from.
+fn default_env() -> HashMap<String, String> {
+    [
+        ("BANTER_HTTP_ADDR", "127.0.0.1:0"),
+        ("BANTER_JWT_SECRET", JWT_SECRET),
+        ("BANTER_RATE_LOGIN_PER_MINUTE", "100000"),
+        ("BANTER_RATE_REGISTER_PER_MINUTE", "100000"),
+        ("BANTER_RATE_COMMENT_PER_MINUTE", "100000"),
+        ("BANTER_RATE_COMMENT_BURST", "100000"),
+        // Tests count every comment; the budget's own tests turn it on.
+        ("BANTER_WS_MAX_COMMENTS_PER_SECOND_PER_VIEWER", "0"),
+        ("BANTER_DATABASE_MAX_CONNECTIONS", "5"),
+        ("BANTER_SHUTDOWN_TIMEOUT_SECS", "1"),
+        ("BANTER_DRAIN_WINDOW_SECS", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 pub fn session_from(body: Value) -> Session {

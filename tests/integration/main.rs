@@ -23,6 +23,7 @@ mod server;
 mod sign_in_hardening;
 mod store_contract;
 mod traces;
+mod webhooks;
 
 /// Runs an async test body once per backend: `both_backends!(name)` expects
 /// `async fn name(app: TestApp)` (or a store) and generates `name::sqlite` and `name::postgres`.

@@ -271,9 +271,24 @@ fn constrain_schemas(doc: &mut Value) {
             "pattern": r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$",
         }}),
     );
+    constrain(
+        doc,
+        "CreateWebhookRequest",
+        "url",
+        json!({"maxLength": crate::routes::webhooks::URL_MAX_LEN, "pattern": crate::routes::webhooks::URL_PATTERN}),
+    );
+    constrain(
+        doc,
+        "CreateWebhookRequest",
+        "events",
+        json!({"minItems": 1, "maxItems": crate::routes::webhooks::EVENTS_MAX, "items": {
+            "type": "string", "pattern": crate::routes::webhooks::EVENT_PATTERN,
+        }}),
+    );
     // Path and query parameters.
     if let Some(paths) = doc["paths"].as_object_mut() {
-        for item in paths.values_mut() {
+        for (path, item) in paths.iter_mut() {
+            let deliveries = path == "/api/webhooks/{webhook_id}/deliveries";
             for op in item
                 .as_object_mut()
                 .into_iter()
@@ -286,7 +301,16 @@ fn constrain_schemas(doc: &mut Value) {
                     match name.as_str() {
                         "video_id" => *schema = json!({"type": "string"}).merged(&video_id),
                         "device_id" => *schema = json!({"type": "string"}).merged(&device_id),
-                        "user_id" | "comment_id" => {
+                        "delivery_id" => {
+                            *schema = json!({"type": "integer", "minimum": 1, "format": "int64"})
+                        }
+                        "after" if deliveries => {
+                            *schema = json!({"type": "integer", "minimum": 0, "format": "int64"})
+                        }
+                        "state" if deliveries => {
+                            *schema = json!({"type": "string", "enum": ["dead", "pending"]})
+                        }
+                        "user_id" | "comment_id" | "webhook_id" => {
                             *schema = json!({"type": "string", "format": "uuid"})
                         }
                         "limit" => {

@@ -440,3 +440,38 @@ pub struct BlockedTermsList {
     /// The terms as they are matched (folded, so possibly longer than given), sorted.
     pub terms: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use banter_core::{ChatRole, CommentId, UserId, VideoId};
+
+    use super::*;
+
+    #[test]
+    fn webhook_events_carry_comments_in_the_rest_apis_shape() {
+        let at = OffsetDateTime::from_unix_timestamp(1_764_800_000).unwrap();
+        let mut comment = Comment {
+            id: CommentId::generate(),
+            video_id: VideoId::parse("show").unwrap(),
+            seq: 7,
+            user_id: UserId::generate(),
+            username: "ann".into(),
+            body: Some("hello".into()),
+            created_at: at,
+            updated_at: at + time::Duration::seconds(3),
+            deleted_at: None,
+            author_role: Some(ChatRole::Moderator),
+        };
+        for deleted in [false, true] {
+            if deleted {
+                comment.body = None;
+                comment.deleted_at = Some(comment.updated_at);
+                comment.author_role = None;
+            }
+            assert_eq!(
+                banter_store::comment_event_data(&comment),
+                serde_json::to_value(CommentDto::from(&comment)).unwrap()
+            );
+        }
+    }
+}

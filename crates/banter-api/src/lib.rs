@@ -27,6 +27,7 @@ mod rate_limit;
 pub mod request_id;
 mod routes;
 mod state;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -55,7 +56,7 @@ pub use state::{ApiConfig, ApiState};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use routes::{
         admin, auth, bans, blocked_terms, chat, comments, held_comments, me, moderation_log,
-        moderators, openapi, videos,
+        moderators, openapi, videos, webhooks,
     };
     cfg.app_data(extract_errors::json_config())
         .app_data(extract_errors::query_config())
@@ -101,5 +102,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(held_comments::list_held)
         .service(held_comments::approve_held)
         .service(held_comments::reject_held)
+        .service(webhooks::create_webhook)
+        .service(webhooks::list_webhooks)
+        .service(webhooks::delete_webhook)
+        .service(webhooks::list_deliveries)
+        .service(webhooks::replay_delivery)
         .service(openapi::openapi_json);
 }

@@ -37,6 +37,8 @@ pub struct ApiConfig {
     pub jwt_issuers: Vec<IssuerConfig>,
     /// How their key sets are cached and refreshed.
     pub jwks: JwksPolicy,
+    /// Event hooks: configured subscriptions and how deliveries are made.
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 impl ApiConfig {
@@ -53,6 +55,7 @@ impl ApiConfig {
             chat_rules_ttl: Duration::from_secs(5),
             jwt_issuers: Vec::new(),
             jwks: JwksPolicy::default(),
+            webhooks: crate::webhooks::WebhookConfig::default(),
         }
     }
 }

@@ -31,6 +31,7 @@ pub struct Application {
     readiness: Arc<Readiness>,
     hub: Option<Hub>,
     drain_window: std::time::Duration,
+    webhooks: Option<Arc<banter_api::webhooks::Dispatcher>>,
 }
 
 /// Stops a running application gracefully from elsewhere (tests, signal handlers).
@@ -40,6 +41,7 @@ pub struct StopHandle {
     readiness: Arc<Readiness>,
     hub: Option<Hub>,
     drain_window: std::time::Duration,
+    webhooks: Option<Arc<banter_api::webhooks::Dispatcher>>,
 }
 
 impl StopHandle {
@@ -48,6 +50,9 @@ impl StopHandle {
     /// in-flight requests finish within the shutdown timeout.
     pub async fn stop(&self) {
         self.readiness.start_draining();
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.stop();
+        }
         if let Some(hub) = &self.hub {
             hub.drain(self.drain_window).await;
         }
@@ -93,6 +98,7 @@ fn api_config(settings: &Settings) -> anyhow::Result<ApiConfig> {
     config.chat_rules_ttl = std::time::Duration::from_millis(settings.chat_rules_cache_ms);
     config.jwt_issuers = settings.jwt_issuers.clone();
     config.jwks = settings.jwks_policy();
+    config.webhooks = settings.webhook_config();
     let login = settings.rate_login_per_minute;
     let comment = Limit::new(
         settings.rate_comment_per_minute,
@@ -136,6 +142,15 @@ impl Application {
             Arc::new(BusPublisher { bus: bus.clone() }),
         )?);
         api.external.warm_up();
+        // Every API node dispatches event hooks (deliveries are claimed, so nodes share them).
+        let webhooks = if settings.role.serves_api() {
+            Some(Arc::new(banter_api::webhooks::Dispatcher::spawn(
+                store.clone(),
+                api.config.webhooks.clone(),
+            )?))
+        } else {
+            None
+        };
         let hub = settings.role.serves_realtime().then(|| {
             let gateway = Arc::new(ApiGateway {
                 state: api.clone().into_inner(),
@@ -244,6 +259,7 @@ impl Application {
             readiness,
             hub: hub_handle,
             drain_window: settings.drain_window(),
+            webhooks,
         })
     }
 
@@ -261,6 +277,7 @@ impl Application {
             readiness: self.readiness.clone(),
             hub: self.hub.clone(),
             drain_window: self.drain_window,
+            webhooks: self.webhooks.clone(),
         }
     }
 

@@ -60,6 +60,13 @@ const API: &[(&str, &[&str])] = &[
         &["DELETE"],
     ),
     ("/api/comments/{comment_id}", &["PATCH", "DELETE"]),
+    ("/api/webhooks", &["GET", "POST"]),
+    ("/api/webhooks/{webhook_id}", &["DELETE"]),
+    ("/api/webhooks/{webhook_id}/deliveries", &["GET"]),
+    (
+        "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
+        &["POST"],
+    ),
     ("/api/openapi.json", &["GET"]),
 ];
 

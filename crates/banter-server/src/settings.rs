@@ -83,6 +83,17 @@ pub struct Settings {
     pub jwks_max_stale_secs: u64,
     /// The shortest time between two fetches of one key set for unknown key ids or failures.
     pub jwks_min_refresh_secs: u64,
+    /// The deployment's event hooks: `[[webhooks]]` tables in the file, or a JSON array in
+    /// `BANTER_WEBHOOKS`.
+    #[serde(deserialize_with = "list_or_json")]
+    pub webhooks: Vec<banter_api::webhooks::ConfiguredWebhook>,
+    pub webhook_max_attempts: u32,
+    pub webhook_timeout_ms: u64,
+    pub webhook_backoff_base_ms: u64,
+    pub webhook_backoff_max_secs: u64,
+    pub webhook_concurrency: usize,
+    pub webhook_poll_ms: u64,
+    pub webhook_allow_private_targets: bool,
     pub refresh_token_ttl_secs: u64,
     /// Seconds after a refresh token's use in which presenting it again returns the same
     /// successor (two tabs refreshing at once) instead of revoking the session as reuse.
@@ -161,6 +172,14 @@ jwks_default_ttl_secs = 300
 jwks_min_ttl_secs = 30
 jwks_max_stale_secs = 3600
 jwks_min_refresh_secs = 30
+webhooks = []
+webhook_max_attempts = 8
+webhook_timeout_ms = 5000
+webhook_backoff_base_ms = 1000
+webhook_backoff_max_secs = 3600
+webhook_concurrency = 4
+webhook_poll_ms = 250
+webhook_allow_private_targets = false
 refresh_token_ttl_secs = 2592000
 refresh_reuse_grace_secs = 10
 log_level = "info"
@@ -257,6 +276,29 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        for hook in &self.webhooks {
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                bail!("webhook '{}': url must be http(s)", hook.name);
+            }
+            if hook.events.is_empty()
+                || !hook
+                    .events
+                    .iter()
+                    .all(|e| banter_api::webhooks::valid_pattern(e))
+            {
+                bail!(
+                    "webhook '{}': events must list comment.created, comment.updated, \
+                     comment.deleted, comment.*, moderation.*, moderation.<action> or *",
+                    hook.name
+                );
+            }
+            if hook.secret.len() < 16 {
+                bail!(
+                    "webhook '{}': the secret must be at least 16 characters",
+                    hook.name
+                );
+            }
+        }
         let policy = self.jwks_policy();
         if policy.min_ttl > policy.max_ttl {
             bail!(
@@ -308,6 +350,20 @@ impl Settings {
             max_stale: secs(self.jwks_max_stale_secs),
             min_refresh_interval: secs(self.jwks_min_refresh_secs),
             ..banter_api::JwksPolicy::default()
+        }
+    }
+
+    /// How event hooks are delivered.
+    pub fn webhook_config(&self) -> banter_api::webhooks::WebhookConfig {
+        banter_api::webhooks::WebhookConfig {
+            configured: self.webhooks.clone(),
+            max_attempts: self.webhook_max_attempts.max(1),
+            timeout: Duration::from_millis(self.webhook_timeout_ms.max(1)),
+            backoff_base: Duration::from_millis(self.webhook_backoff_base_ms),
+            backoff_max: Duration::from_secs(self.webhook_backoff_max_secs),
+            concurrency: self.webhook_concurrency.max(1),
+            poll_interval: Duration::from_millis(self.webhook_poll_ms.max(10)),
+            allow_private_targets: self.webhook_allow_private_targets,
         }
     }
 

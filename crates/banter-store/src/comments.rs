@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::backend::{Pool, on_pool};
+use crate::webhooks::{comment_event, insert_event};
 use crate::{PrimaryPool, ReadPool, StoreError};
 
 /// Which slice of a video's comments to read, by `seq` (keyset pagination).
@@ -67,11 +68,12 @@ impl TryFrom<CommentRow> for Comment {
     }
 }
 
-async fn get_comment(pool: &Pool, id: CommentId) -> Result<Option<CommentRow>, sqlx::Error> {
-    const SQL: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at, CASE WHEN u.role = 'admin' THEN 'admin' WHEN v.owner_id = c.user_id THEN 'owner' WHEN u.role = 'moderator' OR EXISTS (SELECT 1 FROM video_moderators m WHERE m.video_id = c.video_id AND m.user_id = c.user_id) THEN 'moderator' END AS author_role \
+const GET_COMMENT: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at, CASE WHEN u.role = 'admin' THEN 'admin' WHEN v.owner_id = c.user_id THEN 'owner' WHEN u.role = 'moderator' OR EXISTS (SELECT 1 FROM video_moderators m WHERE m.video_id = c.video_id AND m.user_id = c.user_id) THEN 'moderator' END AS author_role \
          FROM comments c JOIN users u ON u.id = c.user_id JOIN videos v ON v.id = c.video_id WHERE c.id = $1";
+
+async fn get_comment(pool: &Pool, id: CommentId) -> Result<Option<CommentRow>, sqlx::Error> {
     on_pool!(pool, |p| {
-        sqlx::query_as::<_, CommentRow>(SQL)
+        sqlx::query_as::<_, CommentRow>(GET_COMMENT)
             .bind(id.as_uuid())
             .fetch_optional(p)
             .await
@@ -136,8 +138,8 @@ pub(crate) async fn insert_batch(
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let last: i64 = sqlx::query_scalar(
-            "UPDATE videos SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq",
+        let (last, owner): (i64, Option<Uuid>) = sqlx::query_as(
+            "UPDATE videos SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq, owner_id",
         )
         .bind(video.as_ref())
         .bind(count)
@@ -160,14 +162,32 @@ pub(crate) async fn insert_batch(
             },
         );
         insert.build().execute(&mut *tx).await?;
-        let rows = sqlx::query_as::<_, CommentRow>(SELECT)
+        let comments = sqlx::query_as::<_, CommentRow>(SELECT)
             .bind(video.as_ref())
             .bind(first)
             .bind(last)
             .fetch_all(&mut *tx)
-            .await?;
+            .await?
+            .into_iter()
+            .map(Comment::try_from)
+            .collect::<Result<Vec<Comment>, StoreError>>()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        // The batch's events, in the same transaction (the webhooks' outbox).
+        if !comments.is_empty() {
+            let mut events = sqlx::QueryBuilder::new(
+                "INSERT INTO webhook_events (kind, video_id, owner_id, payload, created_at) ",
+            );
+            events.push_values(&comments, |mut row, c| {
+                row.push_bind("comment.created")
+                    .push_bind(video.as_ref())
+                    .push_bind(owner)
+                    .push_bind(comment_event(c))
+                    .push_bind(now);
+            });
+            events.build().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(rows)
+        Ok::<_, sqlx::Error>(comments)
     })?;
     if rows.len() != batch.len() {
         return Err(anyhow::anyhow!(
@@ -177,7 +197,7 @@ pub(crate) async fn insert_batch(
         )
         .into());
     }
-    rows.into_iter().map(TryInto::try_into).collect()
+    Ok(rows)
 }
 
 impl PrimaryPool {
@@ -212,40 +232,60 @@ impl PrimaryPool {
         id: CommentId,
         body: &CommentBody,
     ) -> Result<Option<Comment>, StoreError> {
-        let changed = on_pool!(self.pool(), |p| {
-            sqlx::query("UPDATE comments SET body = $2, updated_at = $3 WHERE id = $1 AND deleted_at IS NULL")
-                .bind(id.as_uuid())
-                .bind(body.as_ref())
-                .bind(OffsetDateTime::now_utc())
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        if changed == 0 {
-            return Ok(None);
-        }
-        self.get_comment(id).await
+        const SQL: &str =
+            "UPDATE comments SET body = $2, updated_at = $3 WHERE id = $1 AND deleted_at IS NULL";
+        self.change_comment("comment.updated", SQL, id, body.as_ref())
+            .await
     }
 
     /// Soft-deletes a comment: the body is erased, the `seq` stays taken. `None` if it does not
     /// exist or is already deleted.
     #[tracing::instrument(name = "db.delete_comment", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn delete_comment(&self, id: CommentId) -> Result<Option<Comment>, StoreError> {
+        const SQL: &str = "UPDATE comments SET body = $2, deleted_at = $3, updated_at = $3 WHERE id = $1 AND deleted_at IS NULL";
+        self.change_comment("comment.deleted", SQL, id, "").await
+    }
+
+    /// Runs `sql` (binding the id, a body and now) on a live comment and writes the event of
+    /// the change in the same transaction; the comment as changed, `None` if there was none.
+    async fn change_comment(
+        &self,
+        kind: &'static str,
+        sql: &'static str,
+        id: CommentId,
+        body: &str,
+    ) -> Result<Option<Comment>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let changed = on_pool!(self.pool(), |p| {
-            sqlx::query(
-                "UPDATE comments SET body = '', deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
-            )
-            .bind(id.as_uuid())
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected())
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(sql)
+                .bind(id.as_uuid())
+                .bind(body)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let comment = sqlx::query_as::<_, CommentRow>(GET_COMMENT)
+                .bind(id.as_uuid())
+                .fetch_one(&mut *tx)
+                .await
+                .map(Comment::try_from)?
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            insert_event!(
+                tx,
+                kind,
+                Some(comment.video_id.as_ref()),
+                comment_event(&comment),
+                now
+            )?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(Some(comment))
         })?;
-        if changed == 0 {
-            return Ok(None);
-        }
-        self.get_comment(id).await
+        Ok(changed)
     }
 
     /// Like [`ReadPool::list_comments`], on the primary (for recovery that must not miss a

@@ -29,6 +29,7 @@ mod store;
 mod tokens;
 mod users;
 mod videos;
+mod webhooks;
 
 pub use comments::CommentPage;
 pub use config::StoreConfig;
@@ -41,3 +42,6 @@ pub use router::{PoolUsage, ReadPool, ReadStats};
 pub use store::{Backend, Store};
 pub use tokens::{NewRefreshToken, RotateOutcome};
 pub use users::{NewUser, ProfileChanges};
+pub use webhooks::{
+    Delivery, NewSubscription, OutboxStats, Subscription, comment_event_data, event_matches,
+};

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::backend::{Pool, on_pool};
 use crate::comments::CommentRow;
 use crate::videos::VideoRow;
+use crate::webhooks::{comment_event, insert_event};
 use crate::{PrimaryPool, StoreError};
 
 /// Where a ban applies.
@@ -142,10 +143,25 @@ impl From<LogRow> for LogEntry {
 pub(crate) const LOG_INSERT: &str = "INSERT INTO moderation_log (video_id, actor_id, action, target_user_id, target_comment_id, reason, details, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-/// Appends `$entry` to the log inside the transaction `$tx`.
+/// The event of a moderation action, as webhooks carry it (`moderation.<action>`).
+pub(crate) fn log_event(entry: &NewLogEntry<'_>) -> String {
+    serde_json::json!({
+        "action": entry.action,
+        "video_id": entry.video.map(|v| v.as_ref()),
+        "actor_id": entry.actor.as_uuid(),
+        "target_user_id": entry.target_user.map(|u| u.as_uuid()),
+        "target_comment_id": entry.target_comment.map(|c| c.as_uuid()),
+        "reason": entry.reason,
+        "details": serde_json::from_str::<serde_json::Value>(&entry.details)
+            .unwrap_or_else(|_| serde_json::Value::String(entry.details.clone())),
+    })
+    .to_string()
+}
+
+/// Appends `$entry` to the log inside the transaction `$tx`, with its event for webhooks.
 macro_rules! insert_log_impl {
     ($tx:expr, $entry:expr, $now:expr) => {
-        sqlx::query($crate::moderation::LOG_INSERT)
+        match sqlx::query($crate::moderation::LOG_INSERT)
             .bind($entry.video.map(|v| v.as_ref().to_owned()))
             .bind($entry.actor.as_uuid())
             .bind($entry.action)
@@ -156,6 +172,16 @@ macro_rules! insert_log_impl {
             .bind($now)
             .execute(&mut *$tx)
             .await
+        {
+            Err(e) => Err(e),
+            Ok(_) => $crate::webhooks::insert_event!(
+                $tx,
+                format!("moderation.{}", $entry.action),
+                $entry.video.map(|v| v.as_ref().to_owned()),
+                $crate::moderation::log_event(&$entry),
+                $now
+            ),
+        }
     };
 }
 
@@ -430,18 +456,30 @@ impl PrimaryPool {
             .execute(&mut *tx)
             .await?;
             insert_log!(tx, log, now)?;
+            let removed = rows
+                .into_iter()
+                .map(|row| {
+                    let mut comment = Comment::try_from(row)?;
+                    comment.body = None;
+                    comment.deleted_at = Some(now);
+                    comment.updated_at = now;
+                    Ok(comment)
+                })
+                .collect::<Result<Vec<Comment>, StoreError>>()
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            for comment in &removed {
+                insert_event!(
+                    tx,
+                    "comment.deleted",
+                    Some(video.as_ref()),
+                    comment_event(comment),
+                    now
+                )?;
+            }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(rows)
+            Ok::<_, sqlx::Error>(removed)
         })?;
-        rows.into_iter()
-            .map(|row| {
-                let mut comment: Comment = row.try_into()?;
-                comment.body = None;
-                comment.deleted_at = Some(now);
-                comment.updated_at = now;
-                Ok(comment)
-            })
-            .collect()
+        Ok(rows)
     }
 
     /// When `user` last commented on `video` (slow mode).

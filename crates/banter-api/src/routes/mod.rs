@@ -13,3 +13,4 @@ pub mod moderation_log;
 pub mod moderators;
 pub mod openapi;
 pub mod videos;
+pub mod webhooks;

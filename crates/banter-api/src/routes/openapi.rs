@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     admin, auth, bans, blocked_terms, chat, comments, held_comments, me, moderation_log,
-    moderators, videos,
+    moderators, videos, webhooks,
 };
 
 struct BearerAuth;
@@ -49,6 +49,8 @@ impl Modify for BearerAuth {
         blocked_terms::get_video_terms, blocked_terms::put_video_terms,
         blocked_terms::get_site_terms, blocked_terms::put_site_terms,
         held_comments::list_held, held_comments::approve_held, held_comments::reject_held,
+        webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook,
+        webhooks::list_deliveries, webhooks::replay_delivery,
     ),
     modifiers(&BearerAuth)
 )]
