@@ -5,6 +5,7 @@ mod access_recheck;
 mod api_auth;
 mod api_comments;
 mod api_contract;
+mod api_keys;
 mod api_users;
 mod browser;
 mod cluster;

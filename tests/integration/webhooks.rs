@@ -356,3 +356,37 @@ async fn a_node_stopped_mid_delivery_loses_nothing_and_another_resends_with_the_
         [json!("in flight"), json!("after")]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_registrations_and_visibility_changes_are_events() {
+    let app = TestApp::spawn_with(TestBackend::Sqlite, SETTINGS).await;
+    let receiver = WebhookReceiver::start().await;
+    let owner = app.register("owner").await;
+    let hook = subscribe(&app, &owner, &receiver.url, json!(["video.*"])).await;
+    app.create_video(&owner, "premiere", "public").await;
+    let res = app
+        .send_json(
+            Method::PATCH,
+            "/api/videos/premiere",
+            Some(&owner.access_token),
+            &json!({"visibility": "members"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // A comment is not a video event.
+    post(&app, &owner, "premiere", "hello").await;
+    let delivered = receiver.until_delivered(2).await;
+    let events: Vec<Value> = delivered.iter().map(HookRequest::json).collect();
+    assert_eq!(events[0]["type"], "video.created");
+    assert_eq!(
+        events[0]["data"]["video"]["owner_id"],
+        owner.user_id.as_str()
+    );
+    assert_eq!(events[1]["type"], "video.updated");
+    assert_eq!(events[1]["data"]["video"]["visibility"], "members");
+    for hook_request in &delivered {
+        verify(hook["secret"].as_str().unwrap(), hook_request);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 2, "no comment events");
+}

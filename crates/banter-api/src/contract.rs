@@ -174,7 +174,7 @@ fn constrain_schemas(doc: &mut Value) {
     constrain(doc, "RegisterRequest", "username", username.clone());
     constrain(doc, "RegisterRequest", "password", password.clone());
     constrain(doc, "UpdateMeRequest", "email", email);
-    constrain(doc, "UpdateMeRequest", "username", username);
+    constrain(doc, "UpdateMeRequest", "username", username.clone());
     constrain(doc, "UpdateMeRequest", "password", password);
     // A new password needs the current one (`null` means "no new password").
     doc["components"]["schemas"]["UpdateMeRequest"]["if"] =
@@ -273,6 +273,20 @@ fn constrain_schemas(doc: &mut Value) {
     );
     constrain(
         doc,
+        "CreateApiKeyRequest",
+        "name",
+        json!({"minLength": 1, "maxLength": crate::routes::api_keys::NAME_MAX,
+            "pattern": r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"}),
+    );
+    constrain(doc, "CreateApiKeyRequest", "author", username);
+    constrain(
+        doc,
+        "CreateApiKeyRequest",
+        "scopes",
+        json!({"minItems": 1, "maxItems": 10, "items": {"type": "string", "enum": ["post", "announce", "moderate"]}}),
+    );
+    constrain(
+        doc,
         "CreateWebhookRequest",
         "url",
         json!({"maxLength": crate::routes::webhooks::URL_MAX_LEN, "pattern": crate::routes::webhooks::URL_PATTERN}),
@@ -310,7 +324,7 @@ fn constrain_schemas(doc: &mut Value) {
                         "state" if deliveries => {
                             *schema = json!({"type": "string", "enum": ["dead", "pending"]})
                         }
-                        "user_id" | "comment_id" | "webhook_id" => {
+                        "user_id" | "comment_id" | "webhook_id" | "key_id" => {
                             *schema = json!({"type": "string", "format": "uuid"})
                         }
                         "limit" => {

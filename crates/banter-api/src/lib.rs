@@ -35,8 +35,8 @@ pub use access::{Denied, check_view};
 pub use access_cache::AccessCache;
 pub use auth::{
     Credential, ExternalIdentity, ExternalIssuers, HashLimits, IssuerConfig, JwksPolicy, JwtKeys,
-    KeySetHealth, MaybePrincipal, PasswordHasher, Principal, Token, Verified, load_principal,
-    verify_access_token, verify_token,
+    KeyCredential, KeySetHealth, MaybePrincipal, PasswordHasher, PresentedKey, Principal, Token,
+    Verified, load_principal, verify_access_token, verify_token,
 };
 pub use chat_rules::{ChatRules, VideoRules};
 pub use dto::CommentDto;
@@ -55,8 +55,8 @@ pub use state::{ApiConfig, ApiState};
 /// The caller registers `web::Data<ApiState>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use routes::{
-        admin, auth, bans, blocked_terms, chat, comments, held_comments, me, moderation_log,
-        moderators, openapi, videos, webhooks,
+        admin, announcements, api_keys, auth, bans, blocked_terms, chat, comments, held_comments,
+        me, moderation_log, moderators, openapi, videos, webhooks,
     };
     cfg.app_data(extract_errors::json_config())
         .app_data(extract_errors::query_config())
@@ -102,6 +102,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(held_comments::list_held)
         .service(held_comments::approve_held)
         .service(held_comments::reject_held)
+        .service(api_keys::create_api_key)
+        .service(api_keys::list_api_keys)
+        .service(api_keys::revoke_api_key)
+        .service(announcements::create_announcement)
         .service(webhooks::create_webhook)
         .service(webhooks::list_webhooks)
         .service(webhooks::delete_webhook)

@@ -28,6 +28,8 @@ pub const MODERATION_ACTIONS: &[&str] = &[
     "blocked_terms",
     "approve",
     "reject",
+    "announce",
+    "api_key",
 ];
 
 /// The `reason` labels registered at start (any other refusal code adds its own, from the

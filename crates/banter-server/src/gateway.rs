@@ -31,6 +31,12 @@ async fn principal(
     token: &str,
 ) -> Result<banter_api::Principal, ApiError> {
     let verified = banter_api::verify_token(state, token).await?;
+    if matches!(verified, banter_api::Token::ApiKey(_)) {
+        return Err(ApiError::unauthorized(
+            banter_api::codes::INVALID_TOKEN,
+            "API keys work on the REST API only",
+        ));
+    }
     if let Some(found) = principals.get(&verified) {
         return Ok(found);
     }

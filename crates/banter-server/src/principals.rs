@@ -24,12 +24,15 @@ use banter_api::AccessCache;
 enum Key {
     Session(UserId, DeviceId, uuid::Uuid),
     External(Arc<str>, String),
+    /// Never cached (sockets refuse API keys); here so every token has a key.
+    Backend(uuid::Uuid),
 }
 
 fn key(token: &Token) -> Key {
     match token {
         Token::Local(v) => Key::Session(v.user, v.device.clone(), v.session),
         Token::External(e) => Key::External(e.issuer.clone(), e.subject.clone()),
+        Token::ApiKey(k) => Key::Backend(k.id),
     }
 }
 
@@ -51,6 +54,9 @@ impl Principals {
 
     /// The principal of this token, if its session was seen alive within the lifetime.
     pub fn get(&self, token: &Token) -> Option<Principal> {
+        if matches!(token, Token::ApiKey(_)) {
+            return None;
+        }
         let user = self.cache.get(&key(token))?;
         let credential = match token {
             Token::Local(v) => Credential::Session {
@@ -65,6 +71,7 @@ impl Principals {
                     issuer: e.issuer.clone(),
                 }
             }
+            Token::ApiKey(_) => return None,
         };
         Some(Principal {
             user,
@@ -75,6 +82,9 @@ impl Principals {
 
     /// Caches a principal read alive, unless something was forgotten since `generation`.
     pub fn remember(&self, token: &Token, principal: &Principal, generation: u64) {
+        if matches!(token, Token::ApiKey(_)) {
+            return;
+        }
         self.cache
             .remember(key(token), principal.user.clone(), generation);
     }

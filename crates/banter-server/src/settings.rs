@@ -288,7 +288,8 @@ impl Settings {
             {
                 bail!(
                     "webhook '{}': events must list comment.created, comment.updated, \
-                     comment.deleted, comment.*, moderation.*, moderation.<action> or *",
+                     comment.deleted, comment.*, video.created, video.updated, video.*, \
+                     moderation.*, moderation.<action> or *",
                     hook.name
                 );
             }

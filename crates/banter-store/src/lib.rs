@@ -14,6 +14,7 @@
 //!
 //! Kept out: HTTP, auth policy, validation (the `banter-core` types arrive already valid).
 
+mod api_keys;
 mod backend;
 mod blocked_terms;
 mod comments;
@@ -31,6 +32,7 @@ mod users;
 mod videos;
 mod webhooks;
 
+pub use api_keys::{ApiKey, NewApiKey};
 pub use comments::CommentPage;
 pub use config::StoreConfig;
 pub use error::StoreError;

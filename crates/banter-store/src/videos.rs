@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::backend::{Pool, on_pool};
+use crate::webhooks::insert_event;
 use crate::{PrimaryPool, ReadPool, StoreError};
 
 #[derive(sqlx::FromRow)]
@@ -75,6 +76,16 @@ async fn is_member(pool: &Pool, video: &VideoId, user: UserId) -> Result<bool, s
     .map(|n| n > 0)
 }
 
+/// The outbox row of a video's registration or change (`video.created`, `video.updated`).
+fn video_event(id: &VideoId, owner: Option<UserId>, visibility: Visibility) -> String {
+    serde_json::json!({"video": {
+        "id": id.as_ref(),
+        "owner_id": owner.map(|o| o.as_uuid()),
+        "visibility": visibility.as_str(),
+    }})
+    .to_string()
+}
+
 impl PrimaryPool {
     /// Registers a video with an owner and visibility. Conflict if it exists already (a video
     /// is also created, public and ownerless, by its first comment).
@@ -87,14 +98,20 @@ impl PrimaryPool {
     ) -> Result<Video, StoreError> {
         const SQL: &str = "INSERT INTO videos (id, owner_id, visibility, last_seq, created_at) VALUES ($1, $2, $3, 0, $4) \
              RETURNING id, owner_id, visibility, last_seq, slow_mode_seconds, chat_mode, pinned_comment_id, blocked_terms_action";
+        let now = OffsetDateTime::now_utc();
+        let event = video_event(id, Some(owner), visibility);
         let row = on_pool!(self.pool(), |p| {
-            sqlx::query_as::<_, VideoRow>(SQL)
+            let mut tx = p.begin().await?;
+            let row = sqlx::query_as::<_, VideoRow>(SQL)
                 .bind(id.as_ref())
                 .bind(owner.as_uuid())
                 .bind(visibility.as_str())
-                .bind(OffsetDateTime::now_utc())
-                .fetch_one(p)
-                .await
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            insert_event!(tx, "video.created", Some(id.as_ref()), event, now)?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(row)
         })?;
         row.try_into()
     }
@@ -113,13 +130,22 @@ impl PrimaryPool {
         id: &VideoId,
         visibility: Visibility,
     ) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
         on_pool!(self.pool(), |p| {
-            sqlx::query("UPDATE videos SET visibility = $2 WHERE id = $1")
-                .bind(id.as_ref())
-                .bind(visibility.as_str())
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
+            let mut tx = p.begin().await?;
+            let owner: Option<Option<Uuid>> = sqlx::query_scalar(
+                "UPDATE videos SET visibility = $2 WHERE id = $1 RETURNING owner_id",
+            )
+            .bind(id.as_ref())
+            .bind(visibility.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(owner) = owner {
+                let event = video_event(id, owner.map(UserId::from_uuid), visibility);
+                insert_event!(tx, "video.updated", Some(id.as_ref()), event, now)?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
         })?;
         Ok(())
     }

@@ -13,6 +13,7 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use banter_core::{AccessChange, DeviceId, User};
 
+use super::api_key::{PresentedKey, required_scope};
 use super::external::{ExternalError, ExternalIdentity, LOCAL_ISSUER};
 use super::{TokenError, Verified};
 use crate::{ApiError, ApiState, codes};
@@ -27,6 +28,16 @@ pub enum Credential {
     },
     /// A token of an external identity provider, by its `iss`.
     External { issuer: Arc<str> },
+    /// A trusted backend's API key (REST only).
+    ApiKey(KeyCredential),
+}
+
+/// The key a request came with, and what it may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyCredential {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub scopes: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -42,7 +53,15 @@ impl Principal {
     pub fn session(&self) -> Option<uuid::Uuid> {
         match &self.credential {
             Credential::Session { session, .. } => Some(*session),
-            Credential::External { .. } => None,
+            Credential::External { .. } | Credential::ApiKey(_) => None,
+        }
+    }
+
+    /// The API key this request came with, if it did.
+    pub fn api_key(&self) -> Option<&KeyCredential> {
+        match &self.credential {
+            Credential::ApiKey(key) => Some(key),
+            _ => None,
         }
     }
 
@@ -51,6 +70,7 @@ impl Principal {
         match &self.credential {
             Credential::Session { device, .. } => format!("{}/{}", self.user.id, device.as_ref()),
             Credential::External { issuer } => format!("{}/external:{issuer}", self.user.id),
+            Credential::ApiKey(key) => format!("{}/key:{}", self.user.id, key.id),
         }
     }
 }
@@ -60,6 +80,8 @@ impl Principal {
 pub enum Token {
     Local(Verified),
     External(ExternalIdentity),
+    /// An API key (`bk_…`); checked against the store when loaded.
+    ApiKey(PresentedKey),
 }
 
 impl Token {
@@ -68,6 +90,7 @@ impl Token {
         match self {
             Token::Local(v) => v.expires_at,
             Token::External(e) => e.expires_at,
+            Token::ApiKey(_) => i64::MAX,
         }
     }
 }
@@ -86,6 +109,13 @@ struct UnverifiedIssuer {
 /// external issuer's keys may be fetched). A caller that keeps principals (the socket
 /// gateway's bounded cache) follows with [`load_principal`].
 pub async fn verify_token(state: &ApiState, token: &str) -> Result<Token, ApiError> {
+    if token.starts_with(super::api_key::PREFIX) {
+        return PresentedKey::parse(token)
+            .map(Token::ApiKey)
+            .ok_or_else(|| {
+                ApiError::unauthorized(codes::INVALID_TOKEN, "this is not a well-formed API key")
+            });
+    }
     if !state.external.is_empty()
         && let Ok(UnverifiedIssuer { iss: Some(iss) }) =
             jsonwebtoken::dangerous::insecure_decode_claims::<UnverifiedIssuer>(token)
@@ -127,7 +157,84 @@ pub async fn load_principal(state: &ApiState, token: Token) -> Result<Principal,
     match token {
         Token::Local(verified) => load_session(state, verified).await,
         Token::External(identity) => load_external(state, identity).await,
+        Token::ApiKey(key) => load_key(state, key).await,
     }
+}
+
+/// A live key whose secret matches, and its author, with a site moderator's standing when the
+/// key may `moderate` (and a viewer's otherwise), whatever the author's own role.
+async fn load_key(state: &ApiState, presented: PresentedKey) -> Result<Principal, ApiError> {
+    let refused =
+        || ApiError::unauthorized(codes::INVALID_TOKEN, "this API key is revoked or unknown");
+    let key = state
+        .store
+        .primary()
+        .api_key(presented.id)
+        .await?
+        .filter(|k| k.revoked_at.is_none() && presented.matches(&k.secret_hash))
+        .ok_or_else(refused)?;
+    if !key.author.is_active {
+        return Err(ApiError::unauthorized(
+            codes::ACCOUNT_INACTIVE,
+            "this API key's author is deactivated",
+        ));
+    }
+    let mut user = key.author;
+    user.role = if key.scopes.iter().any(|s| s == "moderate") {
+        banter_core::Role::Moderator
+    } else {
+        banter_core::Role::User
+    };
+    Ok(Principal {
+        user,
+        credential: Credential::ApiKey(KeyCredential {
+            id: key.id,
+            name: key.name,
+            scopes: key.scopes,
+        }),
+        expires_at: i64::MAX,
+    })
+}
+
+/// Holds an API key to its route's scope and writes the use to the moderation log.
+async fn admit_key(
+    state: &ApiState,
+    principal: &Principal,
+    key: &KeyCredential,
+    method: &actix_web::http::Method,
+    route: Option<&str>,
+    video: Option<&str>,
+) -> Result<(), ApiError> {
+    let route = route.unwrap_or("?");
+    let scope = required_scope(method, route)
+        .ok_or_else(|| ApiError::Forbidden(format!("API keys may not call {method} {route}")))?;
+    if scope != "read" && !key.scopes.iter().any(|s| s == scope) {
+        return Err(ApiError::Forbidden(format!(
+            "this API key lacks the '{scope}' scope"
+        )));
+    }
+    let video = video.and_then(|v| banter_core::VideoId::parse(v).ok());
+    let details = serde_json::json!({
+        "key_id": key.id, "key_name": key.name, "scope": scope,
+        "method": method.as_str(), "route": route,
+    });
+    state
+        .store
+        .primary()
+        .record_api_key_use(
+            key.id,
+            banter_store::NewLogEntry {
+                video: video.as_ref(),
+                actor: principal.user.id,
+                action: "api_key",
+                target_user: None,
+                target_comment: None,
+                reason: None,
+                details: details.to_string(),
+            },
+        )
+        .await?;
+    Ok(())
 }
 
 async fn load_session(state: &ApiState, verified: Verified) -> Result<Principal, ApiError> {
@@ -219,6 +326,9 @@ impl FromRequest for Principal {
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let method = req.method().clone();
+        let route = req.match_pattern();
+        let video = req.match_info().get("video_id").map(str::to_owned);
         Box::pin(async move {
             let state = state.ok_or_else(|| anyhow::anyhow!("ApiState is not registered"))?;
             let header = header.ok_or_else(|| {
@@ -230,7 +340,19 @@ impl FromRequest for Principal {
                     "Authorization must be 'Bearer <token>'",
                 )
             })?;
-            verify_access_token(&state, token).await
+            let principal = verify_access_token(&state, token).await?;
+            if let Some(key) = principal.api_key() {
+                admit_key(
+                    &state,
+                    &principal,
+                    key,
+                    &method,
+                    route.as_deref(),
+                    video.as_deref(),
+                )
+                .await?;
+            }
+            Ok(principal)
         })
     }
 }

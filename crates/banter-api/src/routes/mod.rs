@@ -2,6 +2,8 @@
 //! the store, and returns a DTO; policy shared with the realtime layer lives outside (`access`).
 
 pub mod admin;
+pub mod announcements;
+pub mod api_keys;
 pub mod auth;
 pub mod bans;
 pub mod blocked_terms;

@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, bans, blocked_terms, chat, comments, held_comments, me, moderation_log,
-    moderators, videos, webhooks,
+    admin, announcements, api_keys, auth, bans, blocked_terms, chat, comments, held_comments, me,
+    moderation_log, moderators, videos, webhooks,
 };
 
 struct BearerAuth;
@@ -49,6 +49,8 @@ impl Modify for BearerAuth {
         blocked_terms::get_video_terms, blocked_terms::put_video_terms,
         blocked_terms::get_site_terms, blocked_terms::put_site_terms,
         held_comments::list_held, held_comments::approve_held, held_comments::reject_held,
+        api_keys::create_api_key, api_keys::list_api_keys, api_keys::revoke_api_key,
+        announcements::create_announcement,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook,
         webhooks::list_deliveries, webhooks::replay_delivery,
     ),

@@ -27,8 +27,7 @@ use crate::{ApiError, ApiState, codes};
 pub const URL_PATTERN: &str = r"^https?://([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z]([a-z0-9-]{0,61}[a-z0-9])?(:[1-9][0-9]{0,4})?(/[A-Za-z0-9._~/-]*)?$";
 pub const URL_MAX_LEN: usize = 2048;
 pub const EVENTS_MAX: usize = 20;
-pub const EVENT_PATTERN: &str =
-    r"^(\*|comment\.(\*|created|updated|deleted)|moderation\.(\*|[a-z_]+))$";
+pub const EVENT_PATTERN: &str = r"^(\*|comment\.(\*|created|updated|deleted)|video\.(\*|created|updated)|moderation\.(\*|[a-z_]+))$";
 /// Subscriptions one user may hold.
 pub const PER_OWNER_MAX: usize = 100;
 
@@ -129,7 +128,7 @@ fn validate(body: &CreateWebhookRequest, allow_private: bool) -> Result<(), ApiE
             codes::INVALID_FIELD,
             format!(
                 "events must list 1 to {EVENTS_MAX} of comment.created, comment.updated, \
-                 comment.deleted, comment.*, moderation.*, moderation.<action>, *"
+                 comment.deleted, comment.*, video.created, video.updated, video.*, moderation.*, moderation.<action>, *"
             ),
         ));
     }

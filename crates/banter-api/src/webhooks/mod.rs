@@ -23,6 +23,8 @@ pub const EVENT_NAMES: &[&str] = &[
     "comment.updated",
     "comment.deleted",
     "moderation.*",
+    "video.created",
+    "video.updated",
 ];
 
 /// A deployment's subscription, from configuration (`[[webhooks]]` or `BANTER_WEBHOOKS`): it
@@ -75,7 +77,7 @@ impl Default for WebhookConfig {
 pub fn valid_pattern(pattern: &str) -> bool {
     pattern == "*"
         || EVENT_NAMES.contains(&pattern)
-        || ["comment.*", "moderation.*"].contains(&pattern)
+        || ["comment.*", "moderation.*", "video.*"].contains(&pattern)
         || pattern.strip_prefix("moderation.").is_some_and(|action| {
             !action.is_empty() && action.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
         })
@@ -89,6 +91,8 @@ mod tests {
     fn patterns_name_known_events() {
         for ok in [
             "*",
+            "video.*",
+            "video.updated",
             "comment.created",
             "comment.*",
             "moderation.*",
@@ -98,6 +102,7 @@ mod tests {
         }
         for bad in [
             "",
+            "video.deleted",
             "comment",
             "comment.posted",
             "video.*x",
