@@ -275,3 +275,48 @@ async fn a_drain_refuses_new_sockets_and_closes_open_ones_within_the_window() {
         "closes are spread over the window, not all at once: {close_times:?}"
     );
 }
+
+/// The server's side of the TCP connection whose client end is `client`: whether Nagle's
+/// algorithm is off on it (`None` until the server has accepted it).
+fn server_side_nodelay(client: std::net::SocketAddr) -> Option<bool> {
+    use std::os::fd::BorrowedFd;
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: the descriptor is open for as long as this loop uses it (at worst a closed
+        // one makes the calls fail), and it is only borrowed, never closed here.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&fd);
+        if socket.peer_addr().ok().and_then(|a| a.as_socket()) == Some(client) {
+            return socket.tcp_nodelay().ok();
+        }
+    }
+    None
+}
+
+/// Small frames (a post's acknowledgement, one comment) go out at once: with Nagle's algorithm
+/// on, a frame written while an earlier one is unacknowledged waits for the peer's delayed ACK
+/// (up to 40 ms on Linux), which showed up as the acknowledgement p99.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_connections_send_small_frames_without_delay() {
+    let app = TestApp::spawn(TestBackend::Sqlite).await;
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+    let client = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let local = client.local_addr().unwrap();
+    let mut nodelay = None;
+    for _ in 0..200 {
+        nodelay = server_side_nodelay(local);
+        if nodelay.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(nodelay, Some(true), "TCP_NODELAY on the accepted socket");
+}

@@ -239,6 +239,9 @@ impl Application {
                     .into_factory()
                     .map_err(|err: actix_web::Error| err.error_response());
                 HttpService::build()
+                    // Small frames (an acknowledgement, one comment) go out at once instead of
+                    // waiting for the peer's delayed ACK behind Nagle's algorithm (up to 40 ms).
+                    .tcp_nodelay(true)
                     .graceful_shutdown_signal(move || {
                         let graceful = graceful.clone();
                         async move { graceful.notified().await }
