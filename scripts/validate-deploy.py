@@ -126,7 +126,7 @@ def check_overlay(overlay):
         fail(f"{overlay}: duplicate objects {sorted(n for n in names if names.count(n) > 1)}")
     unchecked = []
     for o in objects:
-        if o["apiVersion"].endswith(".cnpg.io/v1"):
+        if o["apiVersion"].endswith(".cnpg.io/v1") or o["apiVersion"].startswith("monitoring.coreos.com/"):
             unchecked.append(f"{o['kind']}/{o['metadata']['name']}")
             continue
         try:
@@ -182,6 +182,10 @@ def check_consistency(overlay, objects):
                 for d in by_kind.get("Deployment", {}).values()
             ):
                 fail(f"{overlay}: {kind}/{name} selects no pods")
+    for name, rule in by_kind.get("PrometheusRule", {}).items():
+        plain = yaml.safe_load((ROOT / "deploy" / "prometheus" / "banter-rules.yml").read_text())
+        if rule.get("spec") != plain:
+            fail(f"{overlay}: PrometheusRule/{name} differs from deploy/prometheus/banter-rules.yml")
     for name, h in by_kind.get("HorizontalPodAutoscaler", {}).items():
         target = h["spec"]["scaleTargetRef"]["name"]
         if target not in by_kind.get("Deployment", {}):

@@ -180,3 +180,115 @@ async fn every_documented_series_is_there_from_the_start() {
         );
     }
 }
+
+/// The `banter_*` series a dashboard or rule file names (histogram suffixes dropped).
+fn series_named(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("banter_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        if name.len() <= "banter_".len() {
+            continue;
+        }
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name)
+            .to_owned();
+        names.insert(base);
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_alert_rules_query_only_series_the_server_exposes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dashboard = std::fs::read_to_string(root.join("deploy/grafana/banter.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard JSON");
+    let mut queries = String::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            queries.push_str(target["expr"].as_str().unwrap());
+            queries.push('\n');
+        }
+    }
+    let rules = std::fs::read_to_string(root.join("deploy/prometheus/banter-rules.yml")).unwrap();
+    let wanted: Vec<String> = series_named(&queries)
+        .into_iter()
+        .chain(series_named(&rules))
+        .collect();
+    assert!(wanted.len() > 20, "{wanted:?}");
+
+    // A node with an (unreachable) identity provider and a configured webhook, after a post
+    // over REST and one over a socket, exposes every series those queries name.
+    let issuers = json!([{
+        "name": "idp", "issuer": "https://idp.test/", "audience": ["x"],
+        "jwks_url": "http://127.0.0.1:9/jwks.json",
+    }])
+    .to_string();
+    let webhooks = json!([{
+        "name": "sink", "url": "http://127.0.0.1:9/hook", "events": ["*"],
+        "secret": "0123456789abcdef",
+    }])
+    .to_string();
+    let node = BanterProcess::start(
+        &[
+            ("BANTER_LOG_LEVEL", "warn"),
+            ("BANTER_JWT_ISSUERS", &issuers),
+            ("BANTER_WEBHOOKS", &webhooks),
+        ],
+        false,
+    )
+    .await;
+    let token = banter_tests::register_at(&node.address, "dashboards").await;
+    let mut ws = WsClient::connect(&node.address, &format!("vsn=2.0.0&token={token}"))
+        .await
+        .unwrap();
+    let join = ws.join("comments:v1", json!({})).await;
+    let join_ref = join[0].as_str().unwrap().to_owned();
+    let r = ws.next_ref();
+    ws.send(
+        Some(&join_ref),
+        &r,
+        "comments:v1",
+        "new_comment",
+        json!({"body": "hi"}),
+    )
+    .await;
+    assert_eq!(ws.reply_to(&r).await[4]["status"], "ok");
+    // A token of the configured issuer, whose keys cannot be fetched: 503.
+    let foreign = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.c2ln",
+            b64.encode(r#"{"alg":"RS256","kid":"k1"}"#),
+            b64.encode(r#"{"iss":"https://idp.test/","aud":"x","sub":"s","exp":9999999999}"#)
+        )
+    };
+    let res = banter_tests::http_client()
+        .get(format!("{}/api/me", node.address))
+        .bearer_auth(foreign)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let text = scrape(&node).await;
+    let exposed = series_named(
+        &text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let missing: Vec<&String> = wanted.iter().filter(|n| !exposed.contains(*n)).collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard or rules query series the server does not expose: {missing:?}"
+    );
+}

@@ -43,7 +43,8 @@ pub use dto::CommentDto;
 pub use error::ApiError;
 pub use http_client::{install_tls_provider, outbound_client};
 pub use moderation::{
-    COMMENTS_REFUSED_METRIC, MODERATION_ACTIONS, MODERATION_ACTIONS_METRIC, REFUSAL_REASONS,
+    COMMENT_ACK_METRIC, COMMENTS_COMMITTED_METRIC, COMMENTS_REFUSED_METRIC, MODERATION_ACTIONS,
+    MODERATION_ACTIONS_METRIC, REFUSAL_REASONS,
 };
 pub use publish::{CommentEvent, CommentPublisher, NoopPublisher};
 pub use rate_limit::{Limit, RATE_LIMIT_NAMES, RATE_LIMITED_METRIC, RateLimitConfig};

@@ -12,6 +12,11 @@ use crate::{ApiError, ApiState};
 pub const MODERATION_ACTIONS_METRIC: &str = "banter_moderation_actions_total";
 /// Counter of comments refused before commit, by `reason` (the error code).
 pub const COMMENTS_REFUSED_METRIC: &str = "banter_comments_refused_total";
+/// Counter of comments committed (REST and socket posts, announcements, approvals excluded).
+pub const COMMENTS_COMMITTED_METRIC: &str = "banter_comments_committed_total";
+/// Histogram of a post's time from arrival at the API to its answer (committed or refused by
+/// the write path), seconds.
+pub const COMMENT_ACK_METRIC: &str = "banter_comment_ack_duration_seconds";
 
 /// Every `action` of the log and of `MODERATION_ACTIONS_METRIC`.
 pub const MODERATION_ACTIONS: &[&str] = &[

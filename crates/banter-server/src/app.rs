@@ -50,6 +50,7 @@ impl StopHandle {
     /// in-flight requests finish within the shutdown timeout.
     pub async fn stop(&self) {
         self.readiness.start_draining();
+        metrics::gauge!(crate::metrics::DRAINING).set(1.0);
         if let Some(webhooks) = &self.webhooks {
             webhooks.stop();
         }

@@ -28,6 +28,8 @@ pub const DB_REPLICAS_HEALTHY: &str = "banter_db_replicas_healthy";
 pub const DB_READS: &str = "banter_db_reads_total";
 /// Replica reads that failed and were retried on the primary (counter).
 pub const DB_FALLBACKS: &str = "banter_db_read_fallbacks_total";
+/// 1 while this node drains (after SIGTERM), 0 otherwise (gauge).
+pub const DRAINING: &str = "banter_draining";
 
 /// Latency buckets from 0.5 ms to 10 s, for every histogram.
 const BUCKETS: &[f64] = &[
@@ -81,6 +83,56 @@ fn describe() {
         }
     }
     metrics::counter!(DB_FALLBACKS).increment(0);
+    metrics::gauge!(DRAINING).set(0.0);
+    describe_gauge!(DRAINING, "1 while this node drains after SIGTERM.");
+    metrics::counter!(banter_api::COMMENTS_COMMITTED_METRIC).increment(0);
+    describe_counter!(
+        banter_api::COMMENTS_COMMITTED_METRIC,
+        "Comments committed (REST and socket posts)."
+    );
+    let _ = metrics::histogram!(banter_api::COMMENT_ACK_METRIC);
+    describe_histogram!(
+        banter_api::COMMENT_ACK_METRIC,
+        Unit::Seconds,
+        "A post's time from arrival to its answer (the acknowledgement)."
+    );
+    for outcome in ["delivered", "failed", "dead"] {
+        metrics::counter!("banter_webhook_deliveries_total", "outcome" => outcome).increment(0);
+    }
+    metrics::counter!("banter_webhook_retries_total").increment(0);
+    for state in ["events", "pending", "dead"] {
+        metrics::gauge!("banter_webhook_outbox_depth", "state" => state).set(0.0);
+    }
+    metrics::gauge!("banter_webhook_outbox_age_seconds").set(0.0);
+    describe_counter!(
+        "banter_webhook_deliveries_total",
+        "Webhook delivery attempts by outcome."
+    );
+    describe_counter!(
+        "banter_webhook_retries_total",
+        "Failed webhook attempts that will be retried."
+    );
+    describe_gauge!(
+        "banter_webhook_outbox_depth",
+        "Webhook events not yet expanded, and pending and dead deliveries."
+    );
+    describe_gauge!(
+        "banter_webhook_outbox_age_seconds",
+        "Age of the oldest undelivered webhook event."
+    );
+    describe_histogram!(
+        "banter_webhook_delivery_duration_seconds",
+        Unit::Seconds,
+        "One webhook attempt."
+    );
+    describe_counter!(
+        "banter_external_tokens_total",
+        "External identity providers' tokens by issuer and outcome."
+    );
+    describe_counter!(
+        "banter_jwks_fetches_total",
+        "Key set fetches by issuer and outcome."
+    );
     metrics::gauge!(DB_REPLICAS_HEALTHY).set(0.0);
     describe_counter!(
         banter_api::RATE_LIMITED_METRIC,

@@ -132,7 +132,12 @@ pub async fn post_comment_to_public(
     video_id: &VideoId,
     body: &CommentBody,
 ) -> Result<PostOutcome, ApiError> {
+    let started = std::time::Instant::now();
     let posted = commit_within_rules(state, principal, video_id, body).await;
+    metrics::histogram!(crate::moderation::COMMENT_ACK_METRIC).record(started.elapsed());
+    if let Ok(PostOutcome::Committed(_)) = &posted {
+        metrics::counter!(crate::moderation::COMMENTS_COMMITTED_METRIC).increment(1);
+    }
     if let Err(refused) = &posted
         && refused.status_code().is_client_error()
     {
