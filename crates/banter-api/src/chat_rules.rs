@@ -197,8 +197,13 @@ impl ChatRules {
                 retry_after: None,
             });
         }
-        let folded = fold_for_matching(body.as_ref());
-        let matched = BlockedTerm::first_in(&folded, rules.terms.iter().chain(&site.terms));
+        // Folding costs a pass over the body with ICU data: only when there are terms.
+        let matched = if rules.terms.is_empty() && site.terms.is_empty() {
+            None
+        } else {
+            let folded = fold_for_matching(body.as_ref());
+            BlockedTerm::first_in(&folded, rules.terms.iter().chain(&site.terms))
+        };
         let hold = match (matched, settings.blocked_terms) {
             (None, _) => None,
             (Some(_), BlockedTermsAction::Refuse) => {
