@@ -410,9 +410,17 @@ async fn rebalanced_viewer(
             "{}/socket/websocket?vsn=2.0.0",
             nodes[at].replace("http://", "ws://")
         );
-        let (mut ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("connect");
+        let mut ws = match tokio_tungstenite::connect_async(url).await {
+            Ok((ws, _)) => ws,
+            // A node above its share refuses upgrades with 503: like a balancer that retries
+            // on 503, go to the other one.
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) if res.status() == 503 => {
+                assert_eq!(res.headers()["retry-after"], "1");
+                at = 1 - at;
+                continue;
+            }
+            Err(e) => panic!("connect: {e}"),
+        };
         let join = json!(["1", "1", "comments:rb", "phx_join", {}]).to_string();
         ws.send(Message::text(join)).await.unwrap();
         let mut stop = stop.clone();
@@ -467,6 +475,26 @@ async fn an_overloaded_node_sheds_sockets_until_the_cluster_is_even() {
         let viewers: Vec<_> = (0..20)
             .map(|_| tokio::spawn(rebalanced_viewer(nodes.clone(), 0, stop_rx.clone())))
             .collect();
+        // Within a heartbeat A knows it holds more than its share and refuses newcomers.
+        let mut refused = false;
+        for _ in 0..40 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let url = format!(
+                "{}/socket/websocket?vsn=2.0.0",
+                nodes[0].replace("http://", "ws://")
+            );
+            match tokio_tungstenite::connect_async(url).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(res)) if res.status() == 503 => {
+                    assert_eq!(res.headers()["retry-after"], "1");
+                    refused = true;
+                    break;
+                }
+                Ok((mut ws, _)) => {
+                    let _ = ws.close(None).await;
+                }
+                Err(e) => panic!("connect: {e}"),
+            }
+        }
         tokio::time::sleep(std::time::Duration::from_secs(6)).await;
         stop_tx.send_replace(true);
         let mut on_b = 0;
@@ -476,9 +504,10 @@ async fn an_overloaded_node_sheds_sockets_until_the_cluster_is_even() {
             on_b += at;
             moves += m;
         }
-        (on_b, moves)
+        (on_b, moves, refused)
     };
-    let (on_b, moves) = settle("true").await;
+    let (on_b, moves, refused) = settle("true").await;
+    assert!(refused, "the overloaded node refuses new sockets with 503");
     assert!(
         (8..=12).contains(&on_b),
         "{on_b} of 20 on the new node after {moves} moves"
@@ -488,8 +517,8 @@ async fn an_overloaded_node_sheds_sockets_until_the_cluster_is_even() {
         "shedding is gradual, not a stampede: {moves} moves"
     );
     // Off by default: nobody moves.
-    let (on_b, moves) = settle("false").await;
-    assert_eq!((on_b, moves), (0, 0));
+    let (on_b, moves, refused) = settle("false").await;
+    assert_eq!((on_b, moves, refused), (0, 0, false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,7 +44,7 @@ pub(crate) struct HubInner {
     /// with 1012 at its turn within the window (see [`Hub::drain`]).
     pub draining: tokio::sync::watch::Sender<Option<Drain>>,
     /// Other nodes' socket counts, for rebalancing.
-    loads: Arc<crate::rebalance::Loads>,
+    pub(crate) loads: Arc<crate::rebalance::Loads>,
     /// Each open socket by session id: its outbound queue (to close it), its re-check queue and
     /// its signed-in user (to re-check it when access changes).
     sessions: Arc<Sessions>,

@@ -57,7 +57,15 @@ pub fn describe() {
     for action in ["topic_closed", "socket_closed"] {
         metrics::counter!(ACCESS_REVOKED, "action" => action).increment(0);
     }
-    for reason in ["draining", "vsn", "origin", "token", "anonymous", "per_ip"] {
+    for reason in [
+        "draining",
+        "rebalancing",
+        "vsn",
+        "origin",
+        "token",
+        "anonymous",
+        "per_ip",
+    ] {
         metrics::counter!(REFUSED, "reason" => reason).increment(0);
     }
     use banter_protocol::reasons::close;

@@ -2,7 +2,10 @@
 //! bus at the presence heartbeat; each keeps the others' counts (dropping nodes silent past the
 //! node timeout). A node holding more than the average × (1 + threshold) closes its excess with
 //! 1012 "rebalancing", a few sockets per tick, so clients reconnect through the load balancer,
-//! some of them onto the new pods, and recover with `since_seq`. Off unless configured.
+//! some of them onto the new pods, and recover with `since_seq`. While above that target it
+//! also refuses new socket upgrades (503 with `Retry-After`), so a balancer that retries on 503
+//! (our nginx and Ingress do) lands the shed clients on the other nodes instead of back here.
+//! Off unless configured.
 //!
 //! Kept out: how a socket is closed (the session's `Control`), which node a client lands on
 //! (the load balancer).
@@ -26,9 +29,16 @@ pub const REBALANCED: &str = "banter_ws_rebalanced_total";
 #[derive(Default)]
 pub(crate) struct Loads {
     others: Mutex<HashMap<String, (usize, Instant)>>,
+    /// This node holds more than its target share: new upgrades are refused.
+    over_target: std::sync::atomic::AtomicBool,
 }
 
 impl Loads {
+    /// Whether this node is above its target share (set each heartbeat while rebalancing).
+    pub fn over_target(&self) -> bool {
+        self.over_target.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn record(&self, load: NodeLoad) {
         self.others
             .lock()
@@ -87,6 +97,10 @@ pub(crate) async fn run(
         if draining() {
             continue;
         }
+        let over = to_shed(own, &loads.live(config.node_timeout), rebalance, usize::MAX) > 0;
+        loads
+            .over_target
+            .store(over, std::sync::atomic::Ordering::Relaxed);
         let per_tick = ((rebalance.max_per_second as f64) * interval.as_secs_f64()).ceil() as usize;
         let shed = to_shed(
             own,

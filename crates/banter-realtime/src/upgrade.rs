@@ -177,9 +177,16 @@ fn offers_phoenix(headers: &HeaderMap) -> bool {
         .any(|p| p.trim() == "phoenix")
 }
 
-/// An HTTP error before the upgrade, with an empty body; the connection then closes.
+/// An HTTP error before the upgrade, with an empty body; the connection then closes. A 503
+/// (draining, rebalancing) says when to come back: `Retry-After: 1`.
 async fn respond(framed: &mut Io, status: StatusCode) {
-    let response = Response::with_body(status, ()).drop_body();
+    let mut response = Response::with_body(status, ()).drop_body();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            actix_http::header::RETRY_AFTER,
+            actix_http::header::HeaderValue::from_static("1"),
+        );
+    }
     let _ = framed.send((response, BodySize::Sized(0)).into()).await;
 }
 
@@ -190,6 +197,9 @@ async fn admit(
 ) -> Result<(Vsn, Option<crate::Viewer>, ConnectionGuard), (&'static str, StatusCode)> {
     if *hub.shutdown.borrow() || hub.draining.borrow().is_some() {
         return Err(("draining", StatusCode::SERVICE_UNAVAILABLE));
+    }
+    if hub.loads.over_target() {
+        return Err(("rebalancing", StatusCode::SERVICE_UNAVAILABLE));
     }
     let params = query(req.uri());
     let Some(vsn) = Vsn::negotiate(params.get("vsn").map(String::as_str)) else {
