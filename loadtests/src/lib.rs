@@ -23,6 +23,7 @@ pub mod scenario;
 pub mod seq_tracker;
 pub mod sources;
 pub mod topics;
+pub mod windows;
 pub mod wire;
 
 pub use report::{Report, Verdict};

@@ -67,6 +67,14 @@ enum Command {
         #[arg(long)]
         chart: Option<PathBuf>,
     },
+    /// Cut a report's run into windows at the given Unix seconds (`--at during=1765000000
+    /// --at after=1765000042`) and print each window's deliveries, reconnects and delivery
+    /// percentiles (for "before, during and after" an event such as a rolling restart).
+    Windows {
+        report: PathBuf,
+        #[arg(long = "at", value_name = "NAME=UNIX")]
+        cuts: Vec<String>,
+    },
     /// Print a report's summary (and optionally redraw its chart).
     Show {
         report: PathBuf,
@@ -138,6 +146,21 @@ fn main() -> anyhow::Result<()> {
             let merged = report::merge(reports)?;
             write(&merged, &out, chart.as_deref())?;
             print!("{}", merged.summary());
+        }
+        Command::Windows { report, cuts } => {
+            let r = read(&report)?;
+            let cuts = cuts
+                .iter()
+                .map(|c| {
+                    let (name, at) = c
+                        .split_once('=')
+                        .ok_or_else(|| anyhow::anyhow!("--at wants NAME=UNIX, got {c:?}"))?;
+                    let at = at.parse::<u64>().with_context(|| format!("--at {c}"))?;
+                    Ok((name.to_owned(), at))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let windows = banter_load::windows::windows(&r.series, &cuts);
+            print!("{}", banter_load::windows::table(&windows));
         }
         Command::Show { report, chart } => {
             let r = read(&report)?;
