@@ -4,6 +4,7 @@
 //!   as the `postgres` user when the tests run as root. One shared cluster per test process;
 //!   tests that stop or pause the replica start their own.
 //! - [`RedisServer`]: a `redis-server` with no persistence.
+//! - [`RedisCluster`]: a Redis Cluster of three masters with a replica each.
 //! - [`TestApp`]: the real `banter` application on port 0, with typed helpers.
 //!
 //! Every service is watched by a small guard process that stops it and deletes its files when
@@ -17,6 +18,7 @@ mod pg;
 mod ports;
 mod process;
 mod redis;
+mod redis_cluster;
 mod test_app;
 mod webhook_receiver;
 mod ws_client;
@@ -27,6 +29,7 @@ pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use pg::PgCluster;
 pub use ports::free_port;
 pub use redis::RedisServer;
+pub use redis_cluster::{NodeInfo, RedisCluster};
 pub use test_app::{
     JWT_SECRET, Session, TestApp, TestBackend, assert_error, create_user, session_from,
 };

@@ -3,14 +3,31 @@
 
 use std::collections::HashMap;
 
-use banter_tests::{JWT_SECRET, PgCluster, RedisServer, TestApp, WsClient};
+use banter_tests::{JWT_SECRET, PgCluster, RedisCluster, RedisServer, TestApp, WsClient};
 use reqwest::StatusCode;
 use serde_json::json;
+
+/// How a node is pointed at a bus: one Redis or a Redis Cluster.
+pub(crate) trait BusSetting {
+    fn bus_env(&self) -> (&'static str, String);
+}
+
+impl BusSetting for RedisServer {
+    fn bus_env(&self) -> (&'static str, String) {
+        ("BANTER_REDIS_URL", self.url())
+    }
+}
+
+impl BusSetting for RedisCluster {
+    fn bus_env(&self) -> (&'static str, String) {
+        ("BANTER_REDIS_CLUSTER_URLS", self.urls())
+    }
+}
 
 /// The settings of a node on the shared database and `redis`, with `extra` on top.
 fn node_env(
     db: &str,
-    redis: &RedisServer,
+    redis: &impl BusSetting,
     prefix: &str,
     extra: &[(&str, &str)],
 ) -> HashMap<String, String> {
@@ -18,7 +35,7 @@ fn node_env(
         ("BANTER_HTTP_ADDR", "127.0.0.1:0".to_owned()),
         ("BANTER_JWT_SECRET", JWT_SECRET.to_owned()),
         ("BANTER_DATABASE_URL", PgCluster::shared().primary_url(db)),
-        ("BANTER_REDIS_URL", redis.url()),
+        redis.bus_env(),
         ("BANTER_REDIS_PREFIX", prefix.to_owned()),
         ("BANTER_RATE_COMMENT_PER_MINUTE", "100000".to_owned()),
         ("BANTER_RATE_COMMENT_BURST", "100000".to_owned()),
@@ -40,9 +57,9 @@ fn node_env(
     env
 }
 
-async fn node(
+pub(crate) async fn node(
     db: &str,
-    redis: &RedisServer,
+    redis: &impl BusSetting,
     prefix: &str,
     role: &str,
     repair_secs: &str,
@@ -50,9 +67,9 @@ async fn node(
     node_with(db, redis, prefix, role, repair_secs, &[]).await
 }
 
-async fn node_with(
+pub(crate) async fn node_with(
     db: &str,
-    redis: &RedisServer,
+    redis: &impl BusSetting,
     prefix: &str,
     role: &str,
     repair_secs: &str,
@@ -67,7 +84,7 @@ async fn node_with(
     TestApp::spawn_env(env, None, Some(db.to_owned())).await
 }
 
-async fn watch(app: &TestApp) -> WsClient {
+pub(crate) async fn watch(app: &TestApp) -> WsClient {
     let mut ws = WsClient::connect(&app.address, "vsn=2.0.0")
         .await
         .expect("connect");
@@ -75,7 +92,7 @@ async fn watch(app: &TestApp) -> WsClient {
     ws
 }
 
-async fn seqs(ws: &mut WsClient, n: usize) -> Vec<i64> {
+pub(crate) async fn seqs(ws: &mut WsClient, n: usize) -> Vec<i64> {
     let mut seen = Vec::with_capacity(n);
     while seen.len() < n {
         let frame = ws.until_event("comments:v1", "comment_created").await;
@@ -84,7 +101,7 @@ async fn seqs(ws: &mut WsClient, n: usize) -> Vec<i64> {
     seen
 }
 
-async fn wait_for_count(ws: &mut WsClient, count: i64) {
+pub(crate) async fn wait_for_count(ws: &mut WsClient, count: i64) {
     while ws.until_event("comments:v1", "viewer_count").await[4]["count"] != count {}
 }
 
@@ -96,7 +113,7 @@ async fn wait_for_diff(ws: &mut WsClient, side: &str, user: &str) {
     {}
 }
 
-async fn wait_ready(app: &TestApp) {
+pub(crate) async fn wait_ready(app: &TestApp) {
     for _ in 0..100 {
         if app.get("/readyz", None).await.status() == StatusCode::OK {
             return;

@@ -19,6 +19,7 @@ mod metrics;
 mod moderation;
 mod readme;
 mod realtime;
+mod redis_cluster;
 mod replicas;
 mod server;
 mod sign_in_hardening;

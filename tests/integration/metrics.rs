@@ -156,6 +156,7 @@ async fn every_documented_series_is_there_from_the_start() {
         "banter_fanout_deliveries_total",
         "banter_bus_publish_failures_total",
         "banter_bus_reconnects_total",
+        "banter_bus_resubscribes_total",
         "banter_bus_messages_received_total{kind=\"access\"}",
         "banter_access_changes_total",
         "banter_access_revoked_total{action=\"socket_closed\"}",

@@ -2,7 +2,9 @@
 //! with viewers of that video, and committed access changes to every node.
 //!
 //! `bus.rs` holds the [`Bus`] trait and its event type; `memory.rs` the in-process bus for a
-//! single node; `redis.rs` the Redis pub/sub bus for clusters, with `wire.rs` its message form;
+//! single node; `redis.rs` the Redis pub/sub bus for clusters (one Redis, or a Redis Cluster
+//! whose sharded subscriptions `sharded.rs` keeps alive), with `inbound.rs` its receiving side
+//! and `wire.rs` its message form;
 //! `metrics.rs` the Prometheus metric names the bus records; `trace.rs` carries a comment's
 //! trace context with its event.
 //!
@@ -10,9 +12,11 @@
 //! `seq`), and the rules of who may see what (the bus only says that access changed).
 
 mod bus;
+mod inbound;
 mod memory;
 pub mod metrics;
 mod redis;
+mod sharded;
 pub mod trace;
 mod wire;
 

@@ -11,12 +11,15 @@ pub const PUBLISH: &str = "banter_bus_publish_duration_seconds";
 pub const PUBLISH_FAILURES: &str = "banter_bus_publish_failures_total";
 /// Times the subscriber connection was lost and re-established (counter).
 pub const RECONNECTS: &str = "banter_bus_reconnects_total";
+/// Sharded subscriptions a Redis Cluster shard ended (a slot moved) that were made again
+/// (counter).
+pub const RESUBSCRIBES: &str = "banter_bus_resubscribes_total";
 /// Messages received from other nodes, by `kind` (comment, presence, access) (counter).
 pub const RECEIVED: &str = "banter_bus_messages_received_total";
 
 /// Describes every series and registers it at zero (every `kind`), so dashboards see zeros.
 pub fn describe() {
-    for name in [PUBLISH_FAILURES, RECONNECTS] {
+    for name in [PUBLISH_FAILURES, RECONNECTS, RESUBSCRIBES] {
         metrics::counter!(name).increment(0);
     }
     for kind in ["comment", "presence", "access"] {
@@ -30,5 +33,9 @@ pub fn describe() {
     );
     describe_counter!(PUBLISH_FAILURES, "PUBLISH commands that failed.");
     describe_counter!(RECONNECTS, "Times the bus subscriber connection was lost.");
+    describe_counter!(
+        RESUBSCRIBES,
+        "Sharded subscriptions made again after a Redis Cluster slot moved."
+    );
     describe_counter!(RECEIVED, "Bus messages received from other nodes, by kind.");
 }

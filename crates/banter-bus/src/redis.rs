@@ -1,10 +1,12 @@
 //! `RedisBus`: delivery between nodes through Redis pub/sub. Choose it whenever more than one
-//! node serves the same videos.
+//! node serves the same videos. Two transports: one Redis (`connect`, plain PUBLISH/SUBSCRIBE,
+//! this file) or a Redis Cluster (`connect_cluster`, sharded SPUBLISH/SSUBSCRIBE, `sharded.rs`);
+//! what follows holds for both unless said.
 //!
 //! - One Redis channel per video (`<prefix>:comments:<video_id>`); a node subscribes only while
 //!   it has local viewers of that video, so traffic grows with the videos in use.
 //! - A node delivers its own events locally at once and skips them when Redis echoes them back.
-//! - The subscriber connection reconnects with backoff (100 ms doubling to 5 s) and
+//! - One Redis: the subscriber connection reconnects with backoff (100 ms doubling to 5 s) and
 //!   resubscribes to every current video. Messages published while it was down are lost here;
 //!   channels repair them from the database by `seq` (on the next event, and periodically).
 //! - Publishing never blocks the caller: it runs on a task; a failure is logged and, again,
@@ -18,6 +20,7 @@
 //! and logged, and the node keeps its previous interest (extra messages are ignored; missing
 //! ones are repaired).
 
+use crate::inbound::{Handlers, Inbound};
 use crate::metrics as m;
 use crate::trace;
 use std::collections::HashSet;
@@ -26,6 +29,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tracing::Instrument;
 
+use crate::sharded::Shards;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -39,76 +43,102 @@ use crate::{
     PresenceSnapshot, ReconnectHandler, wire,
 };
 
-#[derive(Default)]
-struct HandlerSet {
-    events: Option<BusHandler>,
-    presence: Option<PresenceHandler>,
-    loads: Option<NodeLoadHandler>,
-    access: Option<AccessHandler>,
-    reconnected: Option<ReconnectHandler>,
-}
-
-type Handlers = Arc<RwLock<HandlerSet>>;
-
-enum Interest {
+/// A change of the node's interest in one channel, queued to the task that owns subscriptions.
+pub(crate) enum Interest {
     Subscribe(String),
     Unsubscribe(String),
 }
 
+/// Where publishes go: one Redis, or the shard that owns the channel's slot.
+#[derive(Clone)]
+enum Publisher {
+    Single(ConnectionManager),
+    Sharded(Arc<Shards>),
+}
+
+impl Publisher {
+    async fn publish(&mut self, channel: &str, payload: String) -> redis::RedisResult<()> {
+        match self {
+            Publisher::Single(c) => c.publish(channel, payload).await,
+            Publisher::Sharded(shards) => {
+                let result = shards.connection().spublish(channel, payload).await;
+                if result.is_err() {
+                    // A shard may have failed over: the connection's slot map needs renewing.
+                    shards.renew_soon();
+                }
+                result
+            }
+        }
+    }
+}
+
 pub struct RedisBus {
-    node: String,
-    prefix: String,
-    publisher: ConnectionManager,
-    handlers: Handlers,
+    inbound: Inbound,
+    publisher: Publisher,
     interest: mpsc::Sender<Interest>,
     connected: Arc<AtomicBool>,
     runtime: Handle,
 }
 
 impl RedisBus {
-    /// Connects (the first connection must succeed; later outages are survived).
+    /// Connects to one Redis (the first connection must succeed; later outages are survived).
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let publisher = ConnectionManager::new(client.clone()).await?;
-        let handlers: Handlers = Arc::new(RwLock::new(HandlerSet::default()));
         let (interest, rx) = mpsc::channel(1024);
-        let connected = Arc::new(AtomicBool::new(false));
-        let node = uuid::Uuid::new_v4().simple().to_string();
+        let bus = Self::new(prefix, Publisher::Single(publisher), interest);
         tokio::spawn(subscriber(
             client,
-            prefix.to_owned(),
-            node.clone(),
-            handlers.clone(),
+            bus.inbound.clone(),
             rx,
-            connected.clone(),
+            bus.connected.clone(),
         ));
-        Ok(Self {
-            node,
-            prefix: prefix.to_owned(),
-            publisher,
-            handlers,
-            interest,
-            connected,
-            runtime: Handle::current(),
-        })
+        Ok(bus)
     }
 
-    /// Whether the subscriber connection is up (for readiness).
+    /// Connects to a Redis Cluster through any of its nodes (`redis://host:port` each) and
+    /// uses sharded pub/sub: each channel lives on the shard that owns its slot. Needs Redis 7.
+    pub async fn connect_cluster(nodes: &[String], prefix: &str) -> anyhow::Result<Self> {
+        let (shards, pushes) = Shards::connect(nodes).await?;
+        let (interest, interest_rx) = mpsc::channel(1024);
+        let bus = Self::new(prefix, Publisher::Sharded(shards.clone()), interest);
+        tokio::spawn(crate::sharded::subscriber(
+            shards,
+            pushes,
+            bus.inbound.clone(),
+            interest_rx,
+            bus.connected.clone(),
+        ));
+        Ok(bus)
+    }
+
+    fn new(prefix: &str, publisher: Publisher, interest: mpsc::Sender<Interest>) -> Self {
+        let handlers: Handlers = Arc::new(RwLock::new(Default::default()));
+        Self {
+            inbound: Inbound {
+                node: uuid::Uuid::new_v4().simple().to_string(),
+                prefix: prefix.to_owned(),
+                handlers,
+            },
+            publisher,
+            interest,
+            connected: Arc::new(AtomicBool::new(false)),
+            runtime: Handle::current(),
+        }
+    }
+
+    /// Whether the subscriptions are up (for readiness).
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
 
-    fn channel_name(&self, video: &str) -> String {
-        format!("{}:comments:{video}", self.prefix)
-    }
-
-    fn presence_channel(&self, video: &str) -> String {
-        format!("{}:presence:{video}", self.prefix)
+    fn handlers(&self) -> &Handlers {
+        &self.inbound.handlers
     }
 
     fn deliver_locally(&self, event: BusEvent) {
         let handler = self
-            .handlers
+            .handlers()
             .read()
             .expect("bus handler lock")
             .events
@@ -122,7 +152,7 @@ impl RedisBus {
         let mut publisher = self.publisher.clone();
         let publish = async move {
             let started = std::time::Instant::now();
-            if let Err(e) = publisher.publish::<_, _, ()>(&channel, payload).await {
+            if let Err(e) = publisher.publish(&channel, payload).await {
                 metrics::counter!(m::PUBLISH_FAILURES).increment(1);
                 tracing::warn!(error = %e, "redis publish failed; receivers will repair");
             } else {
@@ -135,7 +165,9 @@ impl RedisBus {
 
 impl Bus for RedisBus {
     fn publish(&self, mut event: BusEvent) {
-        let channel = self.channel_name(event.comment.video_id.as_ref());
+        let channel = self
+            .inbound
+            .comments_channel(event.comment.video_id.as_ref());
         let span = tracing::info_span!(
             "bus.publish",
             otel.kind = "producer",
@@ -143,17 +175,20 @@ impl Bus for RedisBus {
         );
         trace::continue_from(&span, event.trace.as_deref());
         event.trace = trace::of(&span).or(event.trace);
-        let payload = wire::encode(&self.node, &event);
+        let payload = wire::encode(&self.inbound.node, &event);
         self.deliver_locally(event);
         self.send(channel, payload, span);
     }
 
     fn set_handler(&self, handler: BusHandler) {
-        self.handlers.write().expect("bus handler lock").events = Some(handler);
+        self.handlers().write().expect("bus handler lock").events = Some(handler);
     }
 
     fn subscribe(&self, video: &str) {
-        for channel in [self.channel_name(video), self.presence_channel(video)] {
+        for channel in [
+            self.inbound.comments_channel(video),
+            self.inbound.presence_channel(video),
+        ] {
             if self
                 .interest
                 .try_send(Interest::Subscribe(channel))
@@ -165,40 +200,43 @@ impl Bus for RedisBus {
     }
 
     fn unsubscribe(&self, video: &str) {
-        for channel in [self.channel_name(video), self.presence_channel(video)] {
+        for channel in [
+            self.inbound.comments_channel(video),
+            self.inbound.presence_channel(video),
+        ] {
             let _ = self.interest.try_send(Interest::Unsubscribe(channel));
         }
     }
 
     fn publish_presence(&self, snapshot: PresenceSnapshot) {
-        let channel = self.presence_channel(snapshot.video.as_ref());
+        let channel = self.inbound.presence_channel(snapshot.video.as_ref());
         self.send(
             channel,
-            wire::encode_presence(&self.node, &snapshot),
+            wire::encode_presence(&self.inbound.node, &snapshot),
             tracing::Span::none(),
         );
     }
 
     fn set_presence_handler(&self, handler: PresenceHandler) {
-        self.handlers.write().expect("bus handler lock").presence = Some(handler);
+        self.handlers().write().expect("bus handler lock").presence = Some(handler);
     }
 
     fn publish_load(&self, load: NodeLoad) {
         self.send(
-            format!("{}:nodes", self.prefix),
-            wire::encode_load(&self.node, &load),
+            self.inbound.nodes_channel(),
+            wire::encode_load(&self.inbound.node, &load),
             tracing::Span::none(),
         );
     }
 
     fn set_load_handler(&self, handler: NodeLoadHandler) {
-        self.handlers.write().expect("bus handler lock").loads = Some(handler);
+        self.handlers().write().expect("bus handler lock").loads = Some(handler);
     }
 
     fn publish_access(&self, change: AccessChange) {
-        let payload = wire::encode_access(&self.node, &change);
+        let payload = wire::encode_access(&self.inbound.node, &change);
         let handler = self
-            .handlers
+            .handlers()
             .read()
             .expect("bus handler lock")
             .access
@@ -207,34 +245,35 @@ impl Bus for RedisBus {
             handler(change);
         }
         self.send(
-            format!("{}:access", self.prefix),
+            self.inbound.access_channel(),
             payload,
             tracing::Span::none(),
         );
     }
 
     fn set_access_handler(&self, handler: AccessHandler) {
-        self.handlers.write().expect("bus handler lock").access = Some(handler);
+        self.handlers().write().expect("bus handler lock").access = Some(handler);
     }
 
     fn set_reconnect_handler(&self, handler: ReconnectHandler) {
-        self.handlers.write().expect("bus handler lock").reconnected = Some(handler);
+        self.handlers()
+            .write()
+            .expect("bus handler lock")
+            .reconnected = Some(handler);
     }
 }
 
+/// One Redis: owns the subscriber connection, reconnecting and resubscribing after a loss.
 async fn subscriber(
     client: redis::Client,
-    prefix: String,
-    node: String,
-    handlers: Handlers,
+    inbound: Inbound,
     mut interest: mpsc::Receiver<Interest>,
     connected: Arc<AtomicBool>,
 ) {
     // Node loads and access changes are always wanted; video channels come and go with local
     // viewers.
-    let access_channel = format!("{prefix}:access");
     let mut channels: HashSet<String> =
-        HashSet::from([format!("{prefix}:nodes"), access_channel.clone()]);
+        HashSet::from([inbound.nodes_channel(), inbound.access_channel()]);
     let mut backoff = Duration::from_millis(100);
     // Whether a connection was up before: the next one may have missed access changes.
     let mut resubscribing = false;
@@ -258,78 +297,20 @@ async fn subscriber(
         }
         backoff = Duration::from_millis(100);
         connected.store(true, Ordering::Relaxed);
-        tracing::info!(prefix, topics = channels.len(), "redis bus subscribed");
+        tracing::info!(
+            prefix = inbound.prefix,
+            topics = channels.len(),
+            "redis bus subscribed"
+        );
         if std::mem::replace(&mut resubscribing, true) {
-            let handler = handlers
-                .read()
-                .expect("bus handler lock")
-                .reconnected
-                .clone();
-            if let Some(handler) = handler {
-                handler();
-            }
+            inbound.reconnected();
         }
         loop {
             tokio::select! {
                 message = stream.next() => {
                     let Some(message) = message else { break };
                     let Ok(text) = message.get_payload::<String>() else { continue };
-                    if message.get_channel_name() == access_channel {
-                        match wire::decode_access(&text) {
-                            Some((from, _)) if from == node => {}
-                            Some((_, change)) => {
-                                metrics::counter!(m::RECEIVED, "kind" => "access").increment(1);
-                                let handler = handlers.read().expect("bus handler lock").access.clone();
-                                if let Some(handler) = handler {
-                                    handler(change);
-                                }
-                            }
-                            None => tracing::warn!("undecodable access change ignored"),
-                        }
-                        continue;
-                    }
-                    if message.get_channel_name() == format!("{prefix}:nodes") {
-                        match wire::decode_load(&text) {
-                            Some(load) if load.node == node => {}
-                            Some(load) => {
-                                let handler = handlers.read().expect("bus handler lock").loads.clone();
-                                if let Some(handler) = handler {
-                                    handler(load);
-                                }
-                            }
-                            None => tracing::warn!("undecodable node load ignored"),
-                        }
-                        continue;
-                    }
-                    if message.get_channel_name().starts_with(&format!("{prefix}:presence:")) {
-                        match wire::decode_presence(&text) {
-                            Some(snapshot) if snapshot.node == node => {}
-                            Some(snapshot) => {
-                                metrics::counter!(m::RECEIVED, "kind" => "presence").increment(1);
-                                let handler = handlers.read().expect("bus handler lock").presence.clone();
-                                if let Some(handler) = handler {
-                                    handler(snapshot);
-                                }
-                            }
-                            None => tracing::warn!("undecodable presence message ignored"),
-                        }
-                        continue;
-                    }
-                    match wire::decode(&text) {
-                        Some((from, _)) if from == node => {}
-                        Some((_, mut event)) => {
-                            metrics::counter!(m::RECEIVED, "kind" => "comment").increment(1);
-                            let span = tracing::info_span!("bus.receive", otel.kind = "consumer", messaging.system = "redis");
-                            trace::continue_from(&span, event.trace.as_deref());
-                            event.trace = trace::of(&span).or(event.trace);
-                            let _entered = span.enter();
-                            let handler = handlers.read().expect("bus handler lock").events.clone();
-                            if let Some(handler) = handler {
-                                handler(event);
-                            }
-                        }
-                        None => tracing::warn!("undecodable bus message ignored"),
-                    }
+                    inbound.receive(message.get_channel_name(), &text);
                 }
                 change = interest.recv() => {
                     let Some(change) = change else { return };

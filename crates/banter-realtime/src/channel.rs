@@ -273,7 +273,7 @@ impl Channel {
         if self.chat.is_none() {
             self.refresh_chat().await;
         }
-        let caught_up = self.sequence.catch_up_for_join().await;
+        let caught_up = self.sequence.catch_up_for_join(since_seq).await;
         self.deliver(caught_up);
         // What is held is in the history already: send it before this subscriber joins.
         self.flush_held();

@@ -1,8 +1,10 @@
 //! Rebalancing after a scale-out. Every realtime node publishes its open-socket count on the
 //! bus at the presence heartbeat; each keeps the others' counts (dropping nodes silent past the
 //! node timeout). A node holding more than the average × (1 + threshold) closes its excess with
-//! 1012 "rebalancing", a few sockets per tick, so clients reconnect through the load balancer,
-//! some of them onto the new pods, and recover with `since_seq`. While above that target it
+//! 1012 "rebalancing", a few sockets per tick (the cheapest to move first: idle anonymous
+//! viewers before signed-in and active ones) at jittered moments across the tick, so clients
+//! reconnect through the load balancer spread out, onto the other pods, and recover with
+//! `since_seq`. While above that target it
 //! also refuses new socket upgrades (503 with `Retry-After`), so a balancer that retries on 503
 //! (our nginx and Ingress do) lands the shed clients on the other nodes instead of back here.
 //! Off unless configured.
@@ -19,7 +21,7 @@ use banter_bus::NodeLoad;
 use banter_bus::Bus;
 
 use crate::config::{RealtimeConfig, RebalanceConfig};
-use crate::outq::Close;
+use crate::outq::{Close, Outq};
 use crate::registry::Sessions;
 
 /// Sockets closed to rebalance (counter).
@@ -114,12 +116,58 @@ pub(crate) async fn run(
                 shed,
                 "rebalancing: closing sockets above the cluster average"
             );
-            let close = Close::new(banter_protocol::reasons::close::RESTART, "rebalancing");
-            let closed = sessions.shed(shed, &close);
-            metrics::counter!(REBALANCED).increment(closed as u64);
+            let victims = sessions.cheapest_to_move(shed);
+            drop(sessions);
+            close_spread(victims, interval).await;
         }
     }
 }
+
+/// Closes `victims` with 1012 "rebalancing" in small batches at random moments over `over`,
+/// so that their reconnects reach the balancer spread out rather than as one burst.
+async fn close_spread(victims: Vec<Arc<Outq>>, over: Duration) {
+    let close = Close::new(banter_protocol::reasons::close::RESTART, "rebalancing");
+    let started = tokio::time::Instant::now();
+    for (when, batch) in schedule(victims.len(), over, jitter) {
+        tokio::time::sleep_until(started + when).await;
+        for outq in &victims[batch.clone()] {
+            outq.close(close.clone());
+        }
+        metrics::counter!(REBALANCED).increment(batch.len() as u64);
+    }
+}
+
+/// When to close which of `victims` sockets: up to `SPREAD_BATCHES` consecutive batches, each
+/// at a moment `jitter` picks within `over`, in time order.
+fn schedule(
+    victims: usize,
+    over: Duration,
+    mut jitter: impl FnMut() -> f64,
+) -> Vec<(Duration, std::ops::Range<usize>)> {
+    if victims == 0 {
+        return Vec::new();
+    }
+    let batches = victims.min(SPREAD_BATCHES);
+    let size = victims.div_ceil(batches);
+    let mut at: Vec<Duration> = (0..batches).map(|_| over.mul_f64(jitter())).collect();
+    at.sort();
+    (0..victims)
+        .step_by(size)
+        .zip(at)
+        .map(|(start, when)| (when, start..(start + size).min(victims)))
+        .collect()
+}
+
+/// A fraction in [0, 1) that differs per call and per process (std's per-instance random hash
+/// keys: enough for spreading, not for secrets).
+fn jitter() -> f64 {
+    use std::hash::BuildHasher;
+    let bits = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// How many moments a tick's closes are spread over.
+const SPREAD_BATCHES: usize = 20;
 
 #[cfg(test)]
 mod tests {
@@ -148,6 +196,29 @@ mod tests {
             "a single node has no one to give to"
         );
         assert_eq!(to_shed(0, &[0], CONFIG, 100), 0);
+    }
+
+    #[test]
+    fn a_ticks_closes_are_spread_over_it_in_batches_covering_every_victim() {
+        let over = Duration::from_secs(2);
+        let plan = schedule(100, over, jitter);
+        assert_eq!(plan.len(), SPREAD_BATCHES);
+        let covered: Vec<usize> = plan.iter().flat_map(|(_, r)| r.clone()).collect();
+        assert_eq!(
+            covered,
+            (0..100).collect::<Vec<_>>(),
+            "each victim once, in order"
+        );
+        assert!(plan.windows(2).all(|w| w[0].0 <= w[1].0), "in time order");
+        assert!(plan.iter().all(|(at, _)| *at < over));
+        let distinct: std::collections::HashSet<_> = plan.iter().map(|(at, _)| *at).collect();
+        assert!(
+            distinct.len() > SPREAD_BATCHES / 2,
+            "moments are random, not one burst"
+        );
+        // Fewer victims than batches: one each; none: nothing.
+        assert_eq!(schedule(3, over, || 0.5).len(), 3);
+        assert!(schedule(0, over, jitter).is_empty());
     }
 
     #[test]

@@ -57,20 +57,28 @@ impl Sessions {
             .collect()
     }
 
-    /// Closes up to `n` sockets not already closing; returns how many.
-    pub fn shed(&self, n: usize, close: &Close) -> usize {
+    /// Up to `n` sockets to move elsewhere, cheapest first: anonymous viewers before signed-in
+    /// ones (whose presence leaves and rejoins everyone's member list), and within each, the
+    /// longest without an inbound frame before the active (a poster's comment in flight would
+    /// be cut). Sockets already closing are not counted.
+    pub fn cheapest_to_move(&self, n: usize) -> Vec<Arc<Outq>> {
         let map = self.map.lock().expect("sessions lock");
-        let mut closed = 0;
-        for outq in map
+        let mut candidates: Vec<(bool, u32, &Arc<Outq>)> = map
             .values()
-            .map(|e| &e.outq)
-            .filter(|q| !q.is_closing())
-            .take(n)
-        {
-            outq.close(close.clone());
-            closed += 1;
+            .filter(|e| !e.outq.is_closing())
+            .map(|e| (e.user.is_some(), e.outq.last_inbound(), &e.outq))
+            .collect();
+        let n = n.min(candidates.len());
+        if n == 0 {
+            return Vec::new();
         }
-        closed
+        if n < candidates.len() {
+            candidates.select_nth_unstable_by_key(n - 1, |&(signed_in, last, _)| (signed_in, last));
+        }
+        candidates[..n]
+            .iter()
+            .map(|(_, _, q)| Arc::clone(q))
+            .collect()
     }
 
     /// Closes the sockets whose id `due` selects.
@@ -155,6 +163,52 @@ mod tests {
             Some(crate::outq::Taken::Close(c)) => Some((c.code, c.reason)),
             _ => None,
         }
+    }
+
+    #[test]
+    fn rebalancing_moves_idle_anonymous_viewers_first_and_active_signed_in_ones_last() {
+        let sessions = Sessions::default();
+        let mut queues = Vec::new();
+        // (signed in, last inbound second)
+        for (id, (signed_in, last)) in [
+            (true, 50),
+            (false, 90),
+            (true, 10),
+            (false, 20),
+            (false, 60),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let outq = Arc::new(Outq::new(8, 1024));
+            outq.touch(last);
+            sessions.register(
+                id as u64,
+                SessionEntry {
+                    outq: outq.clone(),
+                    user: signed_in.then(UserId::generate),
+                },
+            );
+            queues.push(outq);
+        }
+        let picked = |n| {
+            let mut ids: Vec<usize> = sessions
+                .cheapest_to_move(n)
+                .iter()
+                .map(|q| queues.iter().position(|x| Arc::ptr_eq(x, q)).unwrap())
+                .collect();
+            ids.sort();
+            ids
+        };
+        // The three anonymous ones, the idlest two of them first.
+        assert_eq!(picked(2), vec![3, 4]);
+        assert_eq!(picked(3), vec![1, 3, 4]);
+        // Then the signed-in one idle longest.
+        assert_eq!(picked(4), vec![1, 2, 3, 4]);
+        assert_eq!(picked(9).len(), 5);
+        // A socket already closing is not picked again.
+        queues[3].close(Close::new(close::RESTART, "rebalancing"));
+        assert_eq!(picked(2), vec![1, 4]);
     }
 
     #[test]

@@ -125,17 +125,28 @@ impl Application {
         let store = Store::connect(&store_config(&settings))
             .await
             .context("connecting to the database")?;
-        // Redis when configured (a cluster), otherwise the in-process bus (a single node).
-        let (bus, redis): (Arc<dyn Bus>, Option<Arc<RedisBus>>) = match &settings.redis_url {
-            Some(url) => {
-                let redis = Arc::new(
-                    RedisBus::connect(url.expose_secret(), &settings.redis_prefix)
-                        .await
-                        .context("connecting to Redis")?,
-                );
-                (redis.clone(), Some(redis))
-            }
-            None => (Arc::new(MemoryBus::new()), None),
+        // Redis when configured (a Redis Cluster with sharded pub/sub, or one Redis), otherwise
+        // the in-process bus (a single node).
+        let cluster_nodes = settings.redis_cluster_nodes();
+        let redis = if !cluster_nodes.is_empty() {
+            Some(
+                RedisBus::connect_cluster(&cluster_nodes, &settings.redis_prefix)
+                    .await
+                    .context("connecting to the Redis Cluster")?,
+            )
+        } else if let Some(url) = &settings.redis_url {
+            Some(
+                RedisBus::connect(url.expose_secret(), &settings.redis_prefix)
+                    .await
+                    .context("connecting to Redis")?,
+            )
+        } else {
+            None
+        };
+        let redis = redis.map(Arc::new);
+        let bus: Arc<dyn Bus> = match &redis {
+            Some(redis) => redis.clone(),
+            None => Arc::new(MemoryBus::new()),
         };
         let api = web::Data::new(ApiState::new(
             store.clone(),

@@ -66,6 +66,9 @@ pub struct Settings {
     pub database_replica_acquire_timeout_ms: u64,
     pub migrate_on_start: bool,
     pub redis_url: Option<SecretString>,
+    /// Comma-separated seed nodes of a Redis Cluster (`redis://host:port`), for sharded pub/sub
+    /// instead of the single `redis_url`.
+    pub redis_cluster_urls: Option<SecretString>,
     /// Prefix of this deployment's Redis channels (several deployments may share a Redis).
     pub redis_prefix: String,
     /// Comma-separated JWT secrets: the first signs, all verify.
@@ -300,6 +303,12 @@ impl Settings {
                 );
             }
         }
+        if self.redis_url.is_some() && self.redis_cluster_urls.is_some() {
+            bail!(
+                "set BANTER_REDIS_URL (one Redis) or BANTER_REDIS_CLUSTER_URLS (a Redis Cluster), \
+                 not both"
+            );
+        }
         let policy = self.jwks_policy();
         if policy.min_ttl > policy.max_ttl {
             bail!(
@@ -322,6 +331,21 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// The Redis Cluster seed nodes, if a cluster is configured.
+    pub fn redis_cluster_nodes(&self) -> Vec<String> {
+        self.redis_cluster_urls
+            .as_ref()
+            .map(|urls| {
+                urls.expose_secret()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn database_url(&self) -> String {
@@ -514,6 +538,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.log_format(), LogFormat::Json);
+    }
+
+    #[test]
+    fn a_redis_cluster_is_listed_by_its_seeds_and_excludes_a_single_redis() {
+        let s = Settings::load_from(
+            None,
+            env(&[(
+                "BANTER_REDIS_CLUSTER_URLS",
+                "redis://10.0.0.1:7000/, redis://10.0.0.2:7000/,",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.redis_cluster_nodes(),
+            vec!["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/"]
+        );
+        assert!(
+            Settings::load_from(None, env(&[]))
+                .unwrap()
+                .redis_cluster_nodes()
+                .is_empty()
+        );
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("BANTER_REDIS_URL", "redis://10.0.0.9:6379/"),
+                ("BANTER_REDIS_CLUSTER_URLS", "redis://10.0.0.1:7000/"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("not both"), "{err:#}");
     }
 
     #[test]
