@@ -81,6 +81,22 @@ pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_millis(25
 /// A topic counts as over the budget this long after it last skipped a comment.
 const HOT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a join resuming after a `seq` this node has not delivered yet waits for it to
+/// arrive on the bus before the channel reads it from the database instead.
+const AHEAD_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// A join that resumes after a `seq` this node has not delivered yet (the viewer saw it on the
+/// node it left: a rolling restart, a rebalance). It waits until the channel delivered that
+/// far, so that the comments the viewer already has do not reach it again as broadcasts.
+struct WaitingJoin {
+    sid: u64,
+    subscriber: Subscriber,
+    since_seq: i64,
+    announce: Option<Announce>,
+    reply: oneshot::Sender<Result<JoinOk, Refusal>>,
+    until: std::time::Instant,
+}
+
 /// A broadcast held back while the topic is over its budget, in order.
 enum Held {
     Everyone(&'static str, Value),
@@ -109,6 +125,8 @@ pub(crate) struct Channel {
     /// The chat settings and pinned comment the viewers were last told (`chat_state.rs`);
     /// `None` until read.
     chat: Option<ChatState>,
+    /// Joins ahead of this node, waiting for it to catch up (see `WaitingJoin`).
+    waiting: Vec<WaitingJoin>,
 }
 
 impl Channel {
@@ -133,6 +151,7 @@ impl Channel {
             bus,
             last_count_sent: 0,
             delivered_seq: 0,
+            waiting: Vec::new(),
         }
     }
 
@@ -174,7 +193,7 @@ impl Channel {
 
     /// Whether the last subscriber left (the actor then stops).
     pub fn is_idle(&self) -> bool {
-        self.fanout.is_empty()
+        self.fanout.is_empty() && self.waiting.is_empty()
     }
 
     /// The periodic work: other nodes' expiry, this node's presence heartbeat, the viewer
@@ -193,6 +212,27 @@ impl Channel {
         }
         if self.sequence.has_pending() {
             self.catch_up().await;
+        }
+        self.release_waiting().await;
+    }
+
+    /// Completes the waiting joins the channel has caught up with, and those whose wait is
+    /// over (their join reads what is missing from the database).
+    async fn release_waiting(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let last = self.sequence.last_seq();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|w| w.since_seq <= last || w.until <= now);
+        self.waiting = waiting;
+        for w in ready {
+            let result = self
+                .join(w.sid, w.subscriber, Some(w.since_seq), w.announce)
+                .await;
+            let _ = w.reply.send(result);
         }
     }
 
@@ -220,11 +260,26 @@ impl Channel {
                 since_seq,
                 announce,
                 reply,
-            } => {
-                let result = self.join(sid, subscriber, since_seq, announce).await;
-                let _ = reply.send(result);
+            } => match since_seq {
+                Some(since) if self.sequence.is_loaded() && since > self.sequence.last_seq() => {
+                    self.waiting.push(WaitingJoin {
+                        sid,
+                        subscriber,
+                        since_seq: since,
+                        announce,
+                        reply,
+                        until: std::time::Instant::now() + AHEAD_WAIT,
+                    });
+                }
+                _ => {
+                    let result = self.join(sid, subscriber, since_seq, announce).await;
+                    let _ = reply.send(result);
+                }
+            },
+            Command::Leave { sid } => {
+                self.waiting.retain(|w| w.sid != sid);
+                self.leave(sid);
             }
-            Command::Leave { sid } => self.leave(sid),
             Command::Event(event) => {
                 let span = tracing::info_span!(
                     "channel.deliver",
@@ -232,7 +287,8 @@ impl Channel {
                     viewers = self.fanout.len()
                 );
                 banter_bus::trace::continue_from(&span, event.trace.as_deref());
-                self.on_event(event).instrument(span).await
+                self.on_event(event).instrument(span).await;
+                self.release_waiting().await;
             }
             Command::Presence(snapshot) => {
                 if let Some(diff) = self.presence.on_remote(snapshot) {
@@ -242,6 +298,7 @@ impl Channel {
             Command::CatchUp => {
                 self.catch_up().await;
                 self.refresh_chat().await;
+                self.release_waiting().await;
             }
             Command::ChatChanged => self.refresh_chat().await,
             Command::Recheck => {

@@ -101,11 +101,9 @@ impl Sequence {
     /// Before a join: the tail is re-read at most once a second, so a joiner never waits on
     /// comments whose bus messages were lost.
     ///
-    /// A joiner that has seen more than this node delivered (`since_seq` above it: it watched
-    /// on a node that got the comments first, or the bus messages still wait behind the joins
-    /// of a reconnect storm) makes the read at once: otherwise those comments would reach it
-    /// again as broadcasts. That costs at most one read per comment that outran the bus, not
-    /// one per joiner, since the read brings the channel up to date for the joiners behind.
+    /// A joiner that has seen more than this node delivered (`since_seq` above it) even after
+    /// waiting for the bus (the channel's `AHEAD_WAIT`: the message was lost) makes the read
+    /// at once: otherwise those comments would reach it again as broadcasts.
     pub async fn catch_up_for_join(&mut self, since_seq: Option<i64>) -> Vec<Comment> {
         let ahead = since_seq.is_some_and(|since| since > self.last_seq);
         if !ahead
