@@ -70,6 +70,12 @@ pub(crate) fn to_shed(own: usize, others: &[usize], config: RebalanceConfig, max
     (own - average.ceil() as usize).min(max)
 }
 
+/// Whether the cluster's socket total held within 10 % between two heartbeats: only then do
+/// the loads heard (each up to a heartbeat old) describe the shares well enough to act on.
+pub(crate) fn is_steady(previous: usize, total: usize) -> bool {
+    previous.abs_diff(total) * 10 <= previous.max(total)
+}
+
 /// Publishes this node's load every heartbeat and, when enabled, sheds its excess.
 /// Announces this node's socket count every `interval` and, when rebalancing is on and the
 /// node is not draining, sheds sockets above the cluster average.
@@ -83,6 +89,8 @@ pub(crate) async fn run(
     let interval = config.presence_heartbeat;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The cluster's socket total at the previous heartbeat.
+    let mut last_total: Option<usize> = None;
     loop {
         tick.tick().await;
         let Some(sessions) = sessions.upgrade() else {
@@ -99,17 +107,26 @@ pub(crate) async fn run(
         if draining() {
             continue;
         }
-        let over = to_shed(own, &loads.live(config.node_timeout), rebalance, usize::MAX) > 0;
+        let others = loads.live(config.node_timeout);
+        let total = own + others.iter().sum::<usize>();
+        // While sockets arrive or leave en masse (a ramp, a drain) the loads heard are a
+        // heartbeat old and the shares they suggest are wrong: wait for a steady total.
+        let steady = last_total
+            .replace(total)
+            .is_some_and(|previous| is_steady(previous, total));
+        // Refusing starts on a steady total and lasts while above the share (the move itself
+        // unsettles the total); shedding only ever on a steady one.
+        let above = to_shed(own, &others, rebalance, usize::MAX) > 0;
+        let over = above && (steady || loads.over_target());
         loads
             .over_target
             .store(over, std::sync::atomic::Ordering::Relaxed);
         let per_tick = ((rebalance.max_per_second as f64) * interval.as_secs_f64()).ceil() as usize;
-        let shed = to_shed(
-            own,
-            &loads.live(config.node_timeout),
-            rebalance,
-            per_tick.max(1),
-        );
+        let shed = if over && steady {
+            to_shed(own, &others, rebalance, per_tick.max(1))
+        } else {
+            0
+        };
         if shed > 0 {
             tracing::info!(
                 own,
@@ -219,6 +236,15 @@ mod tests {
         // Fewer victims than batches: one each; none: nothing.
         assert_eq!(schedule(3, over, || 0.5).len(), 3);
         assert!(schedule(0, over, jitter).is_empty());
+    }
+
+    #[test]
+    fn a_ramp_or_a_drain_is_not_rebalanced_until_the_total_holds() {
+        assert!(is_steady(6000, 6000));
+        assert!(is_steady(6000, 5500), "sockets in transit between nodes");
+        assert!(!is_steady(1300, 5300), "a ramp");
+        assert!(!is_steady(6000, 4400), "a drain, or loads heard mid-move");
+        assert!(is_steady(0, 0));
     }
 
     #[test]
