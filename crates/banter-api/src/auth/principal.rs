@@ -49,6 +49,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// `Ok` for an admin, else 403 "only admins may {action}". (An API key never acts as an
+    /// admin: its principal's role is moderator at most.)
+    pub fn require_admin(&self, action: &str) -> Result<(), ApiError> {
+        if self.user.role.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("only admins may {action}")))
+        }
+    }
+
     /// The session this principal's token belongs to, for Banter's own tokens.
     pub fn session(&self) -> Option<uuid::Uuid> {
         match &self.credential {

@@ -12,14 +12,6 @@ use crate::{ApiError, ApiState};
 
 pub const MAX_PAGE: u32 = 100;
 
-fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    if principal.user.role.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("this needs the admin role".into()))
-    }
-}
-
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListUsersQuery {
@@ -42,7 +34,7 @@ pub async fn list_users(
     state: web::Data<ApiState>,
     query: web::Query<ListUsersQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin("use the admin API")?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::validation(
@@ -81,7 +73,7 @@ pub async fn update_user(
     path: web::Path<uuid::Uuid>,
     body: JsonBody<AdminUpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin("use the admin API")?;
     let role = body.role.as_deref().map(str::parse::<Role>).transpose()?;
     let user = state
         .store

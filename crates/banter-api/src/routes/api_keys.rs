@@ -65,14 +65,6 @@ pub struct ApiKeysList {
     pub api_keys: Vec<ApiKeyDto>,
 }
 
-fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    if principal.user.role.is_admin() && principal.api_key().is_none() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("only admins manage API keys".into()))
-    }
-}
-
 /// Create an API key (admins). The answer holds the key; it is not shown again.
 #[utoipa::path(
     tag = "admin",
@@ -86,7 +78,7 @@ pub async fn create_api_key(
     state: web::Data<ApiState>,
     body: JsonBody<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin("manage API keys")?;
     let name = body.name.as_str();
     if name.trim().is_empty()
         || name.chars().count() > NAME_MAX
@@ -148,7 +140,7 @@ pub async fn list_api_keys(
     principal: Principal,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin("manage API keys")?;
     let keys = state.store.primary().api_keys().await?;
     Ok(HttpResponse::Ok().json(ApiKeysList {
         api_keys: keys.iter().map(|k| ApiKeyDto::from(k, None)).collect(),
@@ -168,7 +160,7 @@ pub async fn revoke_api_key(
     state: web::Data<ApiState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin("manage API keys")?;
     if !state.store.primary().revoke_api_key(*path).await? {
         return Err(ApiError::NotFound("no such live API key".into()));
     }

@@ -287,14 +287,6 @@ pub async fn remove_user_comments(
     Ok(HttpResponse::Ok().json(RemovedComments { removed }))
 }
 
-fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    if principal.user.role.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("only admins may ban site-wide".into()))
-    }
-}
-
 /// The site-wide bans and timeouts in force (admins).
 #[utoipa::path(
     tag = "moderation",
@@ -306,7 +298,7 @@ pub async fn list_site_bans(
     principal: Principal,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin("ban site-wide")?;
     let bans = state.store.primary().bans(&BanScope::Site).await?;
     Ok(HttpResponse::Ok().json(BansList {
         bans: bans.iter().map(|b| BanDto::new(b, None)).collect(),
@@ -330,7 +322,7 @@ pub async fn ban_site_wide(
 ) -> Result<HttpResponse, ApiError> {
     let duration = BanDuration::parse(body.duration_seconds)?;
     let reason = reason(body.reason.as_deref())?;
-    require_admin(&principal)?;
+    principal.require_admin("ban site-wide")?;
     let user = target(&state, &principal, path.into_inner()).await?;
     if !ChatRole::Admin.may_ban(ChatRole::of(&user, None, false)) {
         return Err(ApiError::Forbidden("nobody may ban an admin".into()));
@@ -361,6 +353,6 @@ pub async fn unban_site_wide(
     state: web::Data<ApiState>,
     path: web::Path<uuid::Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin("ban site-wide")?;
     lift(&state, &principal, BanScope::Site, path.into_inner()).await
 }

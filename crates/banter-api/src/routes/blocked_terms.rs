@@ -14,16 +14,6 @@ use crate::json_body::JsonBody;
 use crate::moderation::{announce, require_moderator};
 use crate::{ApiError, ApiState, codes};
 
-fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    if principal.user.role.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "only admins may change the site's blocked terms".into(),
-        ))
-    }
-}
-
 async fn list(state: &ApiState, scope: &BanScope) -> Result<HttpResponse, ApiError> {
     let terms = state.store.primary().blocked_terms(scope).await?;
     Ok(HttpResponse::Ok().json(BlockedTermsList {
@@ -125,7 +115,7 @@ pub async fn get_site_terms(
     principal: Principal,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin("change the site's blocked terms")?;
     list(&state, &BanScope::Site).await
 }
 
@@ -142,6 +132,6 @@ pub async fn put_site_terms(
     state: web::Data<ApiState>,
     body: JsonBody<BlockedTermsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin("change the site's blocked terms")?;
     replace(&state, &principal, BanScope::Site, &body.terms).await
 }

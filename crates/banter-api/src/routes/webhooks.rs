@@ -312,7 +312,7 @@ pub async fn replay_delivery(
 ) -> Result<HttpResponse, ApiError> {
     let (id, delivery) = path.into_inner();
     let subscription = visible(&state, &principal, id).await?;
-    let now = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let now = crate::webhooks::now_ms();
     if !state
         .store
         .primary()

@@ -51,7 +51,8 @@ impl Drop for Dispatcher {
     }
 }
 
-fn now_ms() -> i64 {
+/// Now, in Unix milliseconds (the outbox's clock).
+pub(crate) fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use dispatcher::Dispatcher;
+pub(crate) use dispatcher::now_ms;
 pub use signature::{new_secret, sign};
 
 /// The event names a subscription may ask for (and `family.*`, `*`).
