@@ -57,6 +57,8 @@ pub struct NodeLoad {
     /// The publishing node (set by the bus on receipt; ignored on publish).
     pub node: String,
     pub connections: usize,
+    /// The node is shutting down: its sockets are leaving, and it takes no new ones.
+    pub draining: bool,
 }
 
 /// Receives other nodes' loads.

@@ -124,7 +124,7 @@ pub fn decode_access(text: &str) -> Option<(String, AccessChange)> {
 }
 
 pub fn encode_load(node: &str, load: &crate::NodeLoad) -> String {
-    json!({"node": node, "connections": load.connections}).to_string()
+    json!({"node": node, "connections": load.connections, "draining": load.draining}).to_string()
 }
 
 pub fn decode_load(text: &str) -> Option<crate::NodeLoad> {
@@ -132,6 +132,8 @@ pub fn decode_load(text: &str) -> Option<crate::NodeLoad> {
     Some(crate::NodeLoad {
         node: v["node"].as_str()?.to_owned(),
         connections: usize::try_from(v["connections"].as_u64()?).ok()?,
+        // Absent from nodes of an earlier version: not draining.
+        draining: v["draining"].as_bool().unwrap_or(false),
     })
 }
 
@@ -179,6 +181,22 @@ pub fn decode_presence(text: &str) -> Option<PresenceSnapshot> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_load_round_trips_with_its_draining_flag_and_reads_old_nodes_as_not_draining() {
+        let load = crate::NodeLoad {
+            node: String::new(),
+            connections: 7,
+            draining: true,
+        };
+        let back = decode_load(&encode_load("n1", &load)).unwrap();
+        assert_eq!(
+            (back.node.as_str(), back.connections, back.draining),
+            ("n1", 7, true)
+        );
+        let old = decode_load(r#"{"node":"n0","connections":3}"#).unwrap();
+        assert!(!old.draining);
+    }
 
     #[test]
     fn a_presence_snapshot_round_trips() {

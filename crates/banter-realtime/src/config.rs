@@ -64,6 +64,8 @@ pub struct RebalanceConfig {
     pub threshold: f64,
     /// At most this many sockets closed per second.
     pub max_per_second: usize,
+    /// Never shed fewer: below this many sockets above the average a move is not worth it.
+    pub min_excess: usize,
 }
 
 impl Default for RealtimeConfig {

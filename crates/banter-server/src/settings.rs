@@ -156,6 +156,7 @@ pub struct Settings {
     pub rebalance_enabled: bool,
     pub rebalance_threshold: f64,
     pub rebalance_max_per_second: usize,
+    pub rebalance_min_excess: usize,
 }
 
 const DEFAULTS: &str = r#"
@@ -215,9 +216,10 @@ ws_max_comments_per_second_per_viewer = 20
 presence_member_limit = 1000
 ws_repair_interval_secs = 5
 presence_node_timeout_secs = 15
-rebalance_enabled = false
+rebalance_enabled = true
 rebalance_threshold = 0.2
-rebalance_max_per_second = 20
+rebalance_max_per_second = 2000
+rebalance_min_excess = 100
 "#;
 
 /// The shortest JWT secret accepted, in any mode.
@@ -445,6 +447,7 @@ impl Settings {
                 .then_some(banter_realtime::RebalanceConfig {
                     threshold: self.rebalance_threshold.max(0.0),
                     max_per_second: self.rebalance_max_per_second.max(1),
+                    min_excess: self.rebalance_min_excess,
                 }),
             ..Default::default()
         }
