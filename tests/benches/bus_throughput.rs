@@ -3,7 +3,8 @@
 //! publishing node (`RedisBus`) sends comment events round-robin over `BUS_VIDEOS` videos at
 //! each offered rate of `BUS_RATES` for `BUS_SECONDS`; one receiving node subscribed to every
 //! video counts what arrives and the publish-to-receipt latency (the send time travels in the
-//! body). A transport is saturated where it delivers less than is offered or its p99 climbs.
+//! body). A transport is saturated where it delivers less than is offered or its p99 climbs;
+//! "lost connections" counts the receiver's reconnects (what was published meanwhile is missed).
 //!
 //! `cargo bench -p banter-tests --bench bus_throughput`
 //! (BUS_RATES=20000,40000,80000,160000 BUS_SECONDS=3 BUS_VIDEOS=300 by default)
@@ -75,12 +76,19 @@ async fn measure(name: &str, publisher: RedisBus, receiver: RedisBus, rates: &[u
             sink.lock().unwrap().push(micros().saturating_sub(sent));
         }
     }));
+    // Each call: the receiver's connection was lost and renewed (messages meanwhile missed).
+    let renewals = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = renewals.clone();
+    receiver.set_reconnect_handler(Arc::new(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }));
     for video in &videos {
         receiver.subscribe(video.as_ref());
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     for &rate in rates {
         latencies.lock().unwrap().clear();
+        renewals.store(0, std::sync::atomic::Ordering::Relaxed);
         let per_tick = (rate / 1000).max(1);
         let started = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -100,12 +108,13 @@ async fn measure(name: &str, publisher: RedisBus, receiver: RedisBus, rates: &[u
         let mut got = std::mem::take(&mut *latencies.lock().unwrap());
         got.sort_unstable();
         println!(
-            "{name:<10} offered {rate:>7}/s  sent {:>8.0}/s  delivered {:>8.0}/s ({:>5.1} %)  latency p50 {:>8.2} ms  p99 {:>8.2} ms",
+            "{name:<10} offered {rate:>7}/s  sent {:>8.0}/s  delivered {:>8.0}/s ({:>5.1} %)  latency p50 {:>8.2} ms  p99 {:>8.2} ms  lost connections {}",
             sent as f64 / offered_for.as_secs_f64(),
             got.len() as f64 / offered_for.as_secs_f64(),
             got.len() as f64 * 100.0 / sent.max(1) as f64,
             percentile(&got, 0.5),
             percentile(&got, 0.99),
+            renewals.load(std::sync::atomic::Ordering::Relaxed),
         );
     }
 }
