@@ -74,7 +74,7 @@ async fn comments_and_counts_cross_nodes_in_order_through_the_videos_shard() {
 /// already delivered; the video's comment channel, its slot and the master serving it.
 struct Watched {
     api: TestApp,
-    _rt: TestApp,
+    rt: TestApp,
     token: String,
     ws: WsClient,
     channel: String,
@@ -98,7 +98,7 @@ async fn watched(redis: &RedisCluster, before: i64) -> Watched {
     );
     Watched {
         api,
-        _rt: rt,
+        rt,
         token,
         ws,
         channel,
@@ -114,6 +114,9 @@ async fn a_master_failover_mid_stream_loses_no_comment() {
     // The master crashes; comments keep being committed while its replica takes over.
     redis.kill(w.owner.port);
     post(&w.api, &w.token, (0..5).map(|i| format!("during {i}"))).await;
+    // A shard failing over does not make the nodes unready (every node would be at once).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(w.rt.get("/readyz", None).await.status(), StatusCode::OK);
     let new = redis.wait_for_failover(w.slot, w.owner.port);
     // The subscription follows the slot to the promoted replica.
     wait_for_subscribers(&redis, new.port, &w.channel, 1);

@@ -17,7 +17,9 @@
 //!   the seed nodes (a fresh slot map) after 500 ms, subscribes every wanted channel on it, and
 //!   drops the old one; until every subscription succeeds (the failover may still be under
 //!   way) it tries again, backing off from 500 ms to 5 s. Then the node's reconnect handler
-//!   repairs from the database whatever was published meanwhile.
+//!   repairs from the database whatever was published meanwhile. The node stays ready through
+//!   a failover (every node sees it at once: all unready would refuse every new viewer); it
+//!   reports the bus down only when renewal kept failing for 10 s.
 //! - Node loads (`<prefix>:nodes`) and access changes (`<prefix>:access`) are a channel each,
 //!   so each sits on one shard; presence and comments are a channel per video, spread over all.
 //!
@@ -88,6 +90,8 @@ type Wanted = Arc<Mutex<HashSet<String>>>;
 
 const RENEW_AFTER: Duration = Duration::from_millis(500);
 const RENEW_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long renewal may keep failing before the node reports the bus down (for readiness).
+const UNREADY_AFTER: Duration = Duration::from_secs(10);
 
 pub(crate) async fn subscriber(
     shards: Arc<Shards>,
@@ -108,6 +112,8 @@ pub(crate) async fn subscriber(
     let mut renew_at: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut backoff = RENEW_AFTER;
     let mut pushes_open = true;
+    // Since when the bus has been without a working connection.
+    let mut lost_since: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             push = pushes.recv(), if pushes_open => {
@@ -135,7 +141,9 @@ pub(crate) async fn subscriber(
                         }
                     }
                     PushKind::Disconnection => {
-                        connected.store(false, Ordering::Relaxed);
+                        // Still ready: a shard failing over takes seconds, and every node sees
+                        // it at once; unready only if the renewal keeps failing (below).
+                        lost_since.get_or_insert_with(std::time::Instant::now);
                         metrics::counter!(m::RECONNECTS).increment(1);
                         tracing::warn!("redis cluster connection lost; renewing it from the seeds");
                         renew_at.get_or_insert_with(|| Box::pin(tokio::time::sleep(backoff)));
@@ -153,11 +161,15 @@ pub(crate) async fn subscriber(
                         pushes = fresh;
                         pushes_open = true;
                         backoff = RENEW_AFTER;
+                        lost_since = None;
                         connected.store(true, Ordering::Relaxed);
                         tracing::info!("redis cluster connection renewed; catching up");
                         inbound.reconnected();
                     }
                     None => {
+                        if lost_since.get_or_insert_with(std::time::Instant::now).elapsed() > UNREADY_AFTER {
+                            connected.store(false, Ordering::Relaxed);
+                        }
                         backoff = (backoff * 2).min(RENEW_BACKOFF_MAX);
                         renew_at = Some(Box::pin(tokio::time::sleep(backoff)));
                     }
