@@ -195,6 +195,13 @@ async fn an_owners_events_arrive_signed_in_order_and_failures_retry_die_and_repl
         .unwrap();
     let dead = &dead["deliveries"][0];
     assert_eq!(dead["attempts"], 3, "{dead}");
+    // A cursor that cannot be a delivery id is refused, not read.
+    for bad in ["after=-1", "limit=0"] {
+        let res = app
+            .get(&format!("{dead_path}&{bad}"), Some(&owner.access_token))
+            .await;
+        banter_tests::assert_error(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+    }
     assert_eq!(dead["last_error"], "HTTP 500 Internal Server Error");
     assert_eq!(dead["data"]["comment"]["body"], "five");
     // Someone else cannot see or replay it.
@@ -390,3 +397,33 @@ async fn video_registrations_and_visibility_changes_are_events() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), 2, "no comment events");
 }
+
+/// With no subscription at all nothing goes to the outbox (a comment, an edit, a video): an
+/// event nobody can hear is not written; once one exists, events are. (Expansion is held off
+/// so the outbox can be counted.)
+async fn nothing_is_written_to_the_outbox_while_no_one_subscribes(app: TestApp) {
+    let backend = if app.database.is_some() {
+        TestBackend::Postgres
+    } else {
+        TestBackend::Sqlite
+    };
+    drop(app);
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("BANTER_WEBHOOK_POLL_MS", "3600000"),
+            ("BANTER_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"),
+        ],
+    )
+    .await;
+    let owner = app.register("owner").await;
+    app.create_video(&owner, "quiet", "public").await;
+    post(&app, &owner, "quiet", "nobody listens").await;
+    let outbox = || async { app.store.primary().outbox_stats().await.unwrap().events };
+    assert_eq!(outbox().await, 0);
+    let receiver = WebhookReceiver::start().await;
+    subscribe(&app, &owner, &receiver.url, json!(["comment.*"])).await;
+    post(&app, &owner, "quiet", "now someone does").await;
+    assert_eq!(outbox().await, 1);
+}
+both_backends!(nothing_is_written_to_the_outbox_while_no_one_subscribes);

@@ -174,8 +174,10 @@ pub(crate) async fn insert_batch(
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         // The batch's events, in the same transaction (the webhooks' outbox).
         if !comments.is_empty() {
+            // Nothing is written while no subscription exists (see `webhooks::EVENT_INSERT`).
             let mut events = sqlx::QueryBuilder::new(
-                "INSERT INTO webhook_events (kind, video_id, owner_id, payload, created_at) ",
+                "INSERT INTO webhook_events (kind, video_id, owner_id, payload, created_at) \
+                 SELECT * FROM (",
             );
             events.push_values(&comments, |mut row, c| {
                 row.push_bind("comment.created")
@@ -184,6 +186,7 @@ pub(crate) async fn insert_batch(
                     .push_bind(comment_event(c))
                     .push_bind(now);
             });
+            events.push(") AS v WHERE EXISTS (SELECT 1 FROM webhook_subscriptions)");
             events.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;

@@ -1,5 +1,5 @@
 //! Event hooks' storage: subscriptions, the outbox (`webhook_events`, written by a change in
-//! its own transaction through [`insert_event`]), and deliveries (one per event and matching
+//! its own transaction through [`insert_event`], and only while some subscription exists), and deliveries (one per event and matching
 //! subscription), with what a dispatcher does to them: expand events into deliveries, find the
 //! due ones, claim one, complete it, fail it (retry later or dead), replay a dead one.
 //!
@@ -114,8 +114,10 @@ pub(crate) fn comment_event(c: &Comment) -> String {
     serde_json::json!({ "comment": comment_event_data(c) }).to_string()
 }
 
+/// Nothing is written while no subscription exists: an event nobody can hear is not kept.
 pub(crate) const EVENT_INSERT: &str = "INSERT INTO webhook_events (kind, video_id, owner_id, payload, created_at) \
-     VALUES ($1, $2, (SELECT owner_id FROM videos WHERE id = $2), $3, $4)";
+     SELECT $1, $2, (SELECT owner_id FROM videos WHERE id = $2), $3, $4 \
+     WHERE EXISTS (SELECT 1 FROM webhook_subscriptions)";
 
 /// Writes an event to the outbox inside the transaction `$tx`:
 /// `insert_event!(tx, kind: &str, video: Option<&str>, payload: String, now)`.

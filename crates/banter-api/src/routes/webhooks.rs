@@ -270,6 +270,12 @@ pub async fn list_deliveries(
             "limit must be 1 to 100",
         ));
     }
+    if query.after.is_some_and(|after| after < 0) {
+        return Err(ApiError::validation(
+            codes::INVALID_FIELD,
+            "after must be a delivery id (0 or more)",
+        ));
+    }
     let page = state
         .store
         .primary()
