@@ -360,6 +360,36 @@ async fn a_joiner_history_and_live_stream_meet_without_gap_or_overlap() {
     }
 }
 
+/// A storm of rejoins older than what the channel loaded: the first miss fills the window, and
+/// every later one (further back, within the window's size) is answered from memory. The store
+/// is closed after the first, so any read per joiner would fail and answer `recovered: false`.
+#[actix_rt::test]
+async fn rejoins_missing_the_window_cost_one_read_per_topic_not_one_per_viewer() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    commit(&store, &video, author, 300).await;
+    // The channel starts with the latest page (50) in its window.
+    let (tx, _done) = start(&store, &video, every_comment());
+    let seqs = |ok: &JoinOk| -> Vec<i64> {
+        ok.response["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["seq"].as_i64().unwrap())
+            .collect()
+    };
+    let (_a, ok) = join_sid_since(&tx, 1, Some(200)).await;
+    assert_eq!(seqs(&ok), (201..=300).collect::<Vec<_>>());
+    store.close().await;
+    for (sid, since) in [(2, 100), (3, 0), (4, 250)] {
+        let (_frames, ok) = join_sid_since(&tx, sid, Some(since)).await;
+        assert_eq!(ok.response["recovered"], true, "since {since}");
+        assert_eq!(seqs(&ok), (since + 1..=300).collect::<Vec<_>>());
+    }
+    let (_e, ok) = join_sid_since(&tx, 5, None).await;
+    assert_eq!(seqs(&ok), (251..=300).collect::<Vec<_>>());
+}
+
 /// A viewer moved here from a node that was ahead (during a rolling restart) resumes after what
 /// it saw; the comments it already has must not reach it again as broadcasts. Its join waits
 /// for this node to deliver that far (no database read), or, if the bus lost the message,

@@ -25,6 +25,9 @@ pub const JOINS: &str = "banter_channel_joins_total";
 pub const LEAVES: &str = "banter_channel_leaves_total";
 /// Topics with a channel on this node (gauge).
 pub const CHANNELS: &str = "banter_channels";
+/// Database reads made for joins' history (a window miss), over all topics (counter). A storm
+/// of rejoins to one topic costs one such read, not one per viewer.
+pub const HISTORY_READS: &str = "banter_channel_history_reads_total";
 /// Channels restarted after a panic (counter).
 pub const CHANNEL_RESTARTS: &str = "banter_channel_restarts_total";
 /// Viewers (joined sockets) on this node, summed over topics (gauge).
@@ -50,6 +53,7 @@ pub fn describe() {
         LEAVES,
         FANOUT_DELIVERIES,
         CHANNEL_RESTARTS,
+        HISTORY_READS,
         crate::rebalance::REBALANCED,
     ] {
         metrics::counter!(name).increment(0);
@@ -109,6 +113,10 @@ pub fn describe() {
     describe_counter!(
         CHANNEL_RESTARTS,
         "Channels restarted after a panic, resuming from the last seq sent."
+    );
+    describe_counter!(
+        HISTORY_READS,
+        "Database reads made for joins' history when the channel's window missed."
     );
     describe_counter!(LEAVES, "Channel leaves, including sockets that went away.");
     describe_gauge!(CHANNELS, "Topics with a channel on this node.");

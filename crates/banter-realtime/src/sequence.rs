@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use banter_core::{Comment, VideoId};
-use banter_store::{CommentPage, Store};
+use banter_store::{CommentPage, Store, StoreError};
 
 use crate::RealtimeConfig;
+use crate::metrics::HISTORY_READS;
 
 /// Longest gap filled in one database read; larger gaps are filled in several.
 const FILL_BATCH: u32 = 500;
@@ -119,7 +120,10 @@ impl Sequence {
 
     /// The join's history: the latest page, or everything after `since_seq` (with whether the
     /// recovery was complete), cut at the delivered `seq`.
-    pub async fn history(&self, since_seq: Option<i64>) -> (Vec<Comment>, Option<bool>) {
+    ///
+    /// Answered from the window; a miss within what the window can hold first fills the window
+    /// (`backfill`), so a storm of rejoins to one topic costs one read, not one per viewer.
+    pub async fn history(&mut self, since_seq: Option<i64>) -> (Vec<Comment>, Option<bool>) {
         let Some(since) = since_seq else {
             return (self.latest_page().await, None);
         };
@@ -130,7 +134,10 @@ impl Sequence {
         if missing > self.config.max_recovery {
             return (self.latest_page().await, Some(false));
         }
-        if self.window.front().is_some_and(|c| c.seq <= since + 1) {
+        if !self.window_reaches(since) && missing <= self.window_capacity() {
+            self.backfill().await;
+        }
+        if self.window_reaches(since) {
             let from_window = self
                 .window
                 .iter()
@@ -140,13 +147,7 @@ impl Sequence {
             return (from_window, Some(true));
         }
         match self
-            .store
-            .primary()
-            .list_comments(
-                &self.video,
-                CommentPage::After(since.max(0)),
-                missing as u32,
-            )
+            .read_history(CommentPage::After(since.max(0)), missing as u32)
             .await
         {
             Ok(mut comments) => {
@@ -160,11 +161,75 @@ impl Sequence {
         }
     }
 
-    async fn latest_page(&self) -> Vec<Comment> {
+    /// A read from the primary for joins' history (counted: the window missed).
+    async fn read_history(
+        &self,
+        page: CommentPage,
+        limit: u32,
+    ) -> Result<Vec<Comment>, StoreError> {
+        metrics::counter!(HISTORY_READS).increment(1);
+        self.store
+            .primary()
+            .list_comments(&self.video, page, limit)
+            .await
+    }
+
+    /// Whether the window holds every comment after `since` (up to the delivered `seq`).
+    fn window_reaches(&self, since: i64) -> bool {
+        match self.window.front() {
+            Some(first) => first.seq <= since + 1,
+            None => since >= self.last_seq,
+        }
+    }
+
+    /// The most comments the window keeps.
+    fn window_capacity(&self) -> usize {
+        self.config.recovery_window.max(self.config.history_page)
+    }
+
+    /// Reads the comments before the window's first, as far back as the window can hold, and
+    /// puts them in front of it. A failed read leaves the window as it was (the caller then
+    /// reads what its joiner needs by itself).
+    async fn backfill(&mut self) {
+        let floor = (self.last_seq - self.window_capacity() as i64).max(0);
+        let first = self.window.front().map_or(self.last_seq + 1, |c| c.seq);
+        if first <= floor + 1 {
+            return;
+        }
+        match self
+            .read_history(
+                CommentPage::Between(floor, first),
+                (first - 1 - floor) as u32,
+            )
+            .await
+        {
+            // Only a contiguous run ending right before the window keeps the window whole.
+            Ok(comments)
+                if comments.first().is_some_and(|c| c.seq == floor + 1)
+                    && comments.windows(2).all(|w| w[1].seq == w[0].seq + 1)
+                    && comments.last().is_some_and(|c| c.seq == first - 1) =>
+            {
+                for comment in comments.into_iter().rev() {
+                    self.window.push_front(comment);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(video = %self.video, error = ?e, "window backfill failed")
+            }
+        }
+    }
+
+    async fn latest_page(&mut self) -> Vec<Comment> {
         let page = self.config.history_page;
-        let window_has_page =
-            self.window.len() >= page || self.window.front().is_none_or(|c| c.seq == 1);
-        if window_has_page {
+        let empty_topic = self.last_seq == 0;
+        let has_page = |window: &VecDeque<Comment>| {
+            window.len() >= page || window.front().map_or(empty_topic, |c| c.seq == 1)
+        };
+        if !has_page(&self.window) {
+            self.backfill().await;
+        }
+        if has_page(&self.window) {
             return self
                 .window
                 .iter()
@@ -173,13 +238,7 @@ impl Sequence {
                 .collect();
         }
         match self
-            .store
-            .primary()
-            .list_comments(
-                &self.video,
-                CommentPage::Before(self.last_seq + 1),
-                page as u32,
-            )
+            .read_history(CommentPage::Before(self.last_seq + 1), page as u32)
             .await
         {
             Ok(comments) => comments,

@@ -5,7 +5,6 @@
 //! not-ready, stops accepting connections, lets in-flight requests finish within the
 //! configured timeout, then closes the database pools.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_http::HttpService;
@@ -190,8 +189,7 @@ impl Application {
             let state = api.clone().into_inner();
             bus.set_reconnect_handler(Arc::new(move || state.chat.forget_all()));
         }
-        let listener = TcpListener::bind(&settings.http_addr)
-            .with_context(|| format!("binding {}", settings.http_addr))?;
+        let listener = crate::listener::bind(&settings.http_addr, settings.listen_backlog)?;
         let port = listener.local_addr()?.port();
         let readiness = Arc::new(Readiness::new(redis));
         let role = settings.role;

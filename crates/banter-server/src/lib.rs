@@ -6,6 +6,7 @@ pub mod allocator;
 mod app;
 mod gateway;
 mod health;
+mod listener;
 mod methods;
 pub mod metrics;
 mod principals;

@@ -54,6 +54,9 @@ pub struct Settings {
     pub env: Environment,
     pub role: NodeRole,
     pub http_addr: String,
+    /// Connections the kernel queues for the node before it accepts them (capped at
+    /// `net.core.somaxconn`): a reconnect storm beyond it waits on SYN retransmissions.
+    pub listen_backlog: u32,
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite://…`; default `sqlite://<data_dir>/banter.db`.
     pub database_url: Option<SecretString>,
@@ -163,6 +166,7 @@ const DEFAULTS: &str = r#"
 env = "dev"
 role = "all"
 http_addr = "127.0.0.1:4000"
+listen_backlog = 4096
 data_dir = "./data"
 database_max_connections = 10
 database_acquire_timeout_ms = 2000
