@@ -9,6 +9,9 @@ use banter_server::{Application, Settings, allocator, store_config, telemetry};
 use banter_store::Store;
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: allocator::Allocator = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "banter", version, about = "Live comments for video pages")]
 struct Cli {
