@@ -84,19 +84,30 @@ impl Gateway for ApiGateway {
         let state = self.state.clone();
         let public = self.public.clone();
         Box::pin(async move {
-            // On the primary: a replica may still show a video made private a moment ago.
-            let generation = public.generation();
+            // One read for all the joins of this video asking at once (a reconnect storm).
+            let read = || -> BoxFuture<'static, Result<Option<banter_core::Video>, Refusal>> {
+                let (state, public, video) = (state.clone(), public.clone(), video.clone());
+                Box::pin(async move {
+                    // On the primary: a replica may still show a video made private a moment
+                    // ago.
+                    let generation = public.generation();
+                    let found = state
+                        .store
+                        .primary()
+                        .get_video(&video)
+                        .await
+                        .map_err(|e| refusal(e.into()))?;
+                    if found
+                        .as_ref()
+                        .is_none_or(|v| v.visibility == banter_core::Visibility::Public)
+                    {
+                        public.remember(video, generation);
+                    }
+                    Ok(found)
+                })
+            };
+            let found = public.read_shared(&video, read).await?;
             let primary = state.store.primary();
-            let found = primary
-                .get_video(&video)
-                .await
-                .map_err(|e| refusal(e.into()))?;
-            if found
-                .as_ref()
-                .is_none_or(|v| v.visibility == banter_core::Visibility::Public)
-            {
-                public.remember(video.clone(), generation);
-            }
             match banter_api::check_view(primary, found.as_ref(), viewer.as_ref())
                 .await
                 .map_err(refusal)?
