@@ -329,7 +329,7 @@ impl Sequence {
     fn accept(&mut self, comment: Comment, out: &mut Vec<Comment>) {
         self.last_seq = comment.seq;
         self.window.push_back(comment.clone());
-        while self.window.len() > self.config.recovery_window.max(self.config.history_page) {
+        while self.window.len() > self.window_capacity() {
             self.window.pop_front();
         }
         out.push(comment);
