@@ -189,6 +189,7 @@ impl Application {
             let state = api.clone().into_inner();
             bus.set_reconnect_handler(Arc::new(move || state.chat.forget_all()));
         }
+        let descriptors = crate::descriptor_limit::raise();
         let listener = crate::listener::bind(&settings.http_addr, settings.listen_backlog)?;
         let port = listener.local_addr()?.port();
         let readiness = Arc::new(Readiness::new(redis));
@@ -264,7 +265,7 @@ impl Application {
                     .tcp()
             })?
             .run();
-        tracing::info!(port, role = ?role, backend = ?store.backend(), "banter listening");
+        tracing::info!(port, role = ?role, backend = ?store.backend(), descriptors, "banter listening");
         Ok(Self {
             port,
             server,

@@ -4,6 +4,7 @@
 
 pub mod allocator;
 mod app;
+mod descriptor_limit;
 mod gateway;
 mod health;
 mod listener;
