@@ -4,12 +4,13 @@
 //! that link this library keep their own allocator.
 //!
 //! Why mimalloc: a node's resident memory per viewer halves against glibc's (10,000 viewers of
-//! a hot video: 166–167 MiB → 78–86 MiB, CPU unchanged; `BENCHMARKS.md`), and a profile of a
-//! node through a reconnect storm put about a third of its CPU in glibc's `malloc`/`free`.
+//! a hot video: 166–188 MiB → 78–86 MiB over four pairs, CPU unchanged or lower;
+//! `BENCHMARKS.md`), and a profile of a node through a reconnect storm put about a third of its
+//! CPU in glibc's `malloc`/`free`.
 //!
 //! Why purge at once: with mimalloc's defaults (purge 1 s after a free, but only when the
-//! allocator runs again; arenas committed eagerly) a fresh node started at 49 MiB instead of
-//! 20, and 200 sign-ups (Argon2: 19 MiB of working memory per hash) left it at 126 MiB for
+//! allocator runs again; arenas committed eagerly) a fresh node started at 48 MiB instead of
+//! 20, and 200 sign-ups (Argon2: 19 MiB of working memory per hash) left it at 123 MiB for
 //! good. Purging freed pages at once and committing arenas on demand gives 24 MiB at start and
 //! 26 MiB after the same sign-ups, with no measurable CPU cost in the hot-video scenario.
 //!
