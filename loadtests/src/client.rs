@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use rand::Rng;
 use tokio::{
     net::{TcpSocket, TcpStream},
@@ -34,6 +34,11 @@ use crate::{
 
 /// Body prefix of comments this tool posts: `bl <run> <client> <n> t=<intended unix µs>`.
 const MARKER: &str = "bl ";
+/// tungstenite zeroes the free part of its read buffer before every read, the one that finds
+/// nothing included; a budgeted burst (a marker and a few comments) fits in 4 KiB.
+const READ_BUFFER: usize = 4 * 1024;
+/// Frames taken from one socket before its other events get a look.
+const BATCH: usize = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REJOIN_AFTER: Duration = Duration::from_secs(1);
 /// Posts more than this late after a disconnect are skipped rather than sent in a burst.
@@ -93,6 +98,35 @@ pub struct ClientSpec {
 pub struct ClientOutcome {
     pub video: String,
     pub tracker: Option<SeqTracker>,
+}
+
+/// One session's conversation with the server: the join in flight and what awaits a reply.
+struct Talk {
+    join_ref: u64,
+    join_sent: Instant,
+    joined: bool,
+    rejoin_at: Option<Instant>,
+    heartbeat_pending: Option<u64>,
+    /// Posts awaiting their reply, by ref: the post's intended time (unix µs).
+    pending_posts: HashMap<u64, u64>,
+}
+
+/// What the frames of one read added up to, recorded together.
+struct Batch {
+    frames: u64,
+    deliveries: u64,
+    /// Intended publish times (unix µs) of the delivered comments this tool posted.
+    sent_us: Vec<u64>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            frames: 0,
+            deliveries: 0,
+            sent_us: Vec::new(),
+        }
+    }
 }
 
 enum End {
@@ -256,7 +290,7 @@ impl Client {
             url += &format!("&token={}", poster.token);
         }
         let config = WebSocketConfig::default()
-            .read_buffer_size(8 * 1024)
+            .read_buffer_size(READ_BUFFER)
             .write_buffer_size(0)
             .max_message_size(Some(4 << 20));
         let (ws, _) = timeout(
@@ -290,27 +324,49 @@ impl Client {
         seen_storm: &mut u64,
     ) -> End {
         let heartbeat_every = Duration::from_secs_f64(self.shared.scenario.heartbeat_secs);
-        let mut join_ref = self.take_ref();
+        let mut talk = Talk {
+            join_ref: self.take_ref(),
+            join_sent: Instant::now(),
+            joined: false,
+            rejoin_at: None,
+            heartbeat_pending: None,
+            pending_posts: HashMap::new(),
+        };
         let since = self.tracker.as_ref().map(SeqTracker::resume_from);
-        let mut join_sent = Instant::now();
         if let Err(e) = ws
-            .send(Message::text(wire::join(join_ref, &self.topic, since)))
+            .send(Message::text(wire::join(talk.join_ref, &self.topic, since)))
             .await
         {
             return End::Lost(format!("send: {e}"));
         }
-        let mut joined = false;
-        let mut rejoin_at: Option<Instant> = None;
-        let mut next_heartbeat = Instant::now() + heartbeat_every;
-        let mut heartbeat_pending: Option<u64> = None;
-        let mut pending_posts: HashMap<u64, u64> = HashMap::new();
         let via = self.shared.scenario.publish.via;
+        // The timers live across iterations and are moved only when their deadline changes: a
+        // timer made per iteration is a timer-wheel insert and removal per received frame.
+        let mut next_heartbeat = Instant::now() + heartbeat_every;
+        let heartbeat = sleep_until(next_heartbeat);
+        let rejoin = sleep_until(next_heartbeat);
+        let post = sleep_until(next_heartbeat);
+        tokio::pin!(heartbeat, rejoin, post);
+        let mut rejoin_armed: Option<Instant> = None;
+        let mut post_armed: Option<Instant> = None;
         let end = loop {
-            let post_at = if joined || via == Via::Rest {
+            let post_at = if talk.joined || via == Via::Rest {
                 self.post_time(self.next_post)
             } else {
                 None
             };
+            if let Some(at) = post_at
+                && post_at != post_armed
+            {
+                post.as_mut().reset(at);
+            }
+            post_armed = post_at;
+            if let Some(at) = talk.rejoin_at
+                && talk.rejoin_at != rejoin_armed
+            {
+                rejoin.as_mut().reset(at);
+            }
+            rejoin_armed = talk.rejoin_at;
             tokio::select! {
                 changed = control.changed() => {
                     let c = *control.borrow();
@@ -326,84 +382,55 @@ impl Client {
                     }
                 }
                 frame = ws.next() => {
-                    let text = match frame {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(frame))) => {
-                            break End::Lost(match frame {
-                                Some(f) => format!("closed {} {}", u16::from(f.code), f.reason),
-                                None => "closed without a code".to_owned(),
-                            });
+                    // What is already readable arrived together: take it in one go (up to
+                    // BATCH frames, so a flood cannot starve the timers), with one clock
+                    // reading and one visit to the shared recorder.
+                    let mut batch = Batch::new();
+                    let mut frame = frame;
+                    let mut taken = 1;
+                    let end = loop {
+                        if let Some(end) = self.frame(frame, &mut talk, &mut batch) {
+                            break Some(end);
                         }
-                        Some(Ok(_)) => continue,
-                        Some(Err(e)) => break End::Lost(format!("read: {e}")),
-                        None => break End::Lost("connection ended".to_owned()),
+                        if taken == BATCH {
+                            break None;
+                        }
+                        taken += 1;
+                        match ws.next().now_or_never() {
+                            Some(next) => frame = next,
+                            None => break None,
+                        }
                     };
-                    self.recorder().counters.frames_in.fetch_add(1, Relaxed);
-                    match wire::parse(&text) {
-                        Ok(Inbound::Comment { topic, seq, body }) => {
-                            if topic == self.topic {
-                                self.delivered(seq, &body);
-                            }
-                        }
-                        Ok(Inbound::Skipped { topic, from, to }) => {
-                            if topic == self.topic
-                                && let Some(tracker) = &mut self.tracker
-                            {
-                                tracker.skipped(from, to);
-                            }
-                        }
-                        Ok(Inbound::Reply { msg_ref: Some(r), ok, response }) if r == join_ref => {
-                            if ok {
-                                joined = true;
-                                self.joined(join_sent, response.get());
-                            } else {
-                                let reason = wire::error_reason(response);
-                                self.recorder().counters.join_errors.fetch_add(1, Relaxed);
-                                self.recorder().error(format!("join: {reason}"));
-                                rejoin_at = Some(Instant::now() + REJOIN_AFTER);
-                            }
-                        }
-                        Ok(Inbound::Reply { msg_ref: Some(r), ok, response }) => {
-                            if heartbeat_pending == Some(r) {
-                                heartbeat_pending = None;
-                            } else if let Some(intended_us) = pending_posts.remove(&r) {
-                                self.acked(intended_us, ok, response.get());
-                            }
-                        }
-                        Ok(Inbound::ChannelClosed { topic }) if topic == self.topic => {
-                            if joined {
-                                joined = false;
-                                self.recorder().counters.joined.fetch_sub(1, Relaxed);
-                            }
-                            self.recorder().error("channel closed by the server");
-                            rejoin_at = Some(Instant::now() + REJOIN_AFTER);
-                        }
-                        Ok(_) => {}
-                        Err(e) => self.recorder().error(format!("unparseable frame: {e}")),
+                    self.settle(batch);
+                    if let Some(end) = end {
+                        break end;
                     }
                 }
-                _ = sleep_until(next_heartbeat) => {
-                    if heartbeat_pending.is_some() {
+                _ = &mut heartbeat => {
+                    if talk.heartbeat_pending.is_some() {
                         break End::Lost("heartbeat timeout".to_owned());
                     }
                     let r = self.take_ref();
-                    heartbeat_pending = Some(r);
+                    talk.heartbeat_pending = Some(r);
                     next_heartbeat += heartbeat_every;
+                    heartbeat.as_mut().reset(next_heartbeat);
                     if let Err(e) = ws.send(Message::text(wire::heartbeat(r))).await {
                         break End::Lost(format!("send: {e}"));
                     }
                 }
-                _ = sleep_until(rejoin_at.unwrap_or_else(Instant::now)), if rejoin_at.is_some() && !joined => {
-                    rejoin_at = None;
-                    join_ref = self.take_ref();
-                    join_sent = Instant::now();
+                _ = &mut rejoin, if talk.rejoin_at.is_some() && !talk.joined => {
+                    talk.rejoin_at = None;
+                    talk.join_ref = self.take_ref();
+                    talk.join_sent = Instant::now();
                     let since = self.tracker.as_ref().map(SeqTracker::resume_from);
-                    if let Err(e) = ws.send(Message::text(wire::join(join_ref, &self.topic, since))).await {
+                    if let Err(e) = ws.send(Message::text(wire::join(talk.join_ref, &self.topic, since))).await {
                         break End::Lost(format!("send: {e}"));
                     }
                 }
-                _ = sleep_until(post_at.unwrap_or_else(Instant::now)), if post_at.is_some() => {
+                _ = &mut post, if post_at.is_some() => {
                     let intended = post_at.expect("guarded");
+                    // Armed again by the next iteration, even if the next post's time is equal.
+                    post_armed = None;
                     self.next_post += 1;
                     let intended_us = self.unix_us(intended);
                     let body = format!("{}{} t={intended_us}", self.own_prefix, self.next_post);
@@ -411,8 +438,8 @@ impl Client {
                     match via {
                         Via::Socket => {
                             let r = self.take_ref();
-                            pending_posts.insert(r, intended_us);
-                            if let Err(e) = ws.send(Message::text(wire::new_comment(join_ref, r, &self.topic, &body))).await {
+                            talk.pending_posts.insert(r, intended_us);
+                            if let Err(e) = ws.send(Message::text(wire::new_comment(talk.join_ref, r, &self.topic, &body))).await {
                                 break End::Lost(format!("send: {e}"));
                             }
                         }
@@ -421,7 +448,7 @@ impl Client {
                 }
             }
         };
-        if joined {
+        if talk.joined {
             self.recorder().counters.joined.fetch_sub(1, Relaxed);
         }
         // Posts never answered are errors, not silently dropped.
@@ -429,7 +456,7 @@ impl Client {
             End::Stop => "post: unanswered when the run stopped",
             _ => "post: unanswered when the socket ended",
         };
-        for _ in pending_posts.drain() {
+        for _ in talk.pending_posts.drain() {
             self.recorder()
                 .counters
                 .post_unanswered
@@ -438,6 +465,93 @@ impl Client {
         }
         self.skip_missed_posts();
         end
+    }
+
+    /// One received frame; `Some` ends the session.
+    fn frame(
+        &mut self,
+        frame: Option<Result<Message, tungstenite::Error>>,
+        talk: &mut Talk,
+        batch: &mut Batch,
+    ) -> Option<End> {
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(frame))) => {
+                return Some(End::Lost(match frame {
+                    Some(f) => format!("closed {} {}", u16::from(f.code), f.reason),
+                    None => "closed without a code".to_owned(),
+                }));
+            }
+            Some(Ok(_)) => return None,
+            Some(Err(e)) => return Some(End::Lost(format!("read: {e}"))),
+            None => return Some(End::Lost("connection ended".to_owned())),
+        };
+        batch.frames += 1;
+        match wire::parse(&text) {
+            Ok(Inbound::Comment { topic, seq, body }) => {
+                if topic == self.topic {
+                    self.delivered(seq, &body, batch);
+                }
+            }
+            Ok(Inbound::Skipped { topic, from, to }) => {
+                if topic == self.topic
+                    && let Some(tracker) = &mut self.tracker
+                {
+                    tracker.skipped(from, to);
+                }
+            }
+            Ok(Inbound::Reply {
+                msg_ref: Some(r),
+                ok,
+                response,
+            }) if r == talk.join_ref => {
+                if ok {
+                    talk.joined = true;
+                    self.joined(talk.join_sent, response.get());
+                } else {
+                    let reason = wire::error_reason(response);
+                    self.recorder().counters.join_errors.fetch_add(1, Relaxed);
+                    self.recorder().error(format!("join: {reason}"));
+                    talk.rejoin_at = Some(Instant::now() + REJOIN_AFTER);
+                }
+            }
+            Ok(Inbound::Reply {
+                msg_ref: Some(r),
+                ok,
+                response,
+            }) => {
+                if talk.heartbeat_pending == Some(r) {
+                    talk.heartbeat_pending = None;
+                } else if let Some(intended_us) = talk.pending_posts.remove(&r) {
+                    self.acked(intended_us, ok, response.get());
+                }
+            }
+            Ok(Inbound::ChannelClosed { topic }) if topic == self.topic => {
+                if talk.joined {
+                    talk.joined = false;
+                    self.recorder().counters.joined.fetch_sub(1, Relaxed);
+                }
+                self.recorder().error("channel closed by the server");
+                talk.rejoin_at = Some(Instant::now() + REJOIN_AFTER);
+            }
+            Ok(_) => {}
+            Err(e) => self.recorder().error(format!("unparseable frame: {e}")),
+        }
+        None
+    }
+
+    /// Hands a batch's counts and latencies to the shared recorder.
+    fn settle(&self, batch: Batch) {
+        let counters = &self.recorder().counters;
+        counters.frames_in.fetch_add(batch.frames, Relaxed);
+        if batch.deliveries > 0 {
+            counters.deliveries.fetch_add(batch.deliveries, Relaxed);
+        }
+        if !batch.sent_us.is_empty() {
+            let now = unix_micros();
+            let latencies = batch.sent_us.iter().map(|&sent| now.saturating_sub(sent));
+            self.recorder().record_all(Metric::Delivery, latencies);
+        }
     }
 
     /// After a disconnect, posts whose time passed long ago are skipped, not burst out.
@@ -451,8 +565,8 @@ impl Client {
         }
     }
 
-    fn delivered(&mut self, seq: i64, body: &str) {
-        self.recorder().counters.deliveries.fetch_add(1, Relaxed);
+    fn delivered(&mut self, seq: i64, body: &str, batch: &mut Batch) {
+        batch.deliveries += 1;
         let own = body.starts_with(&self.own_prefix);
         if let Some(tracker) = &mut self.tracker {
             if own {
@@ -466,8 +580,7 @@ impl Client {
             .and_then(|rest| rest.rsplit_once("t="))
             .and_then(|(_, t)| t.parse::<u64>().ok())
         {
-            self.recorder()
-                .record(Metric::Delivery, unix_micros().saturating_sub(sent_us));
+            batch.sent_us.push(sent_us);
         }
     }
 

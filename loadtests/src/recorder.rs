@@ -137,6 +137,16 @@ impl Recorder {
         h.interval[metric as usize].record_us(us);
     }
 
+    /// Records many latencies of one metric under one lock.
+    pub fn record_all(&self, metric: Metric, us: impl IntoIterator<Item = u64>) {
+        let mut h = self.hists.lock().expect("recorder lock");
+        let h = &mut *h;
+        for us in us {
+            h.total[metric as usize].record_us(us);
+            h.interval[metric as usize].record_us(us);
+        }
+    }
+
     pub fn error(&self, reason: impl Into<String>) {
         *self
             .errors
@@ -265,5 +275,16 @@ mod tests {
         assert!(!second.latency.contains_key("connect"));
         assert_eq!(r.total(Metric::Delivery).count(), 2);
         assert!(second.progress_line().contains("deliv        2/s"));
+    }
+
+    #[test]
+    fn a_batch_is_recorded_in_the_total_and_the_interval() {
+        let r = Recorder::default();
+        r.record_all(Metric::Delivery, [1_000, 2_000, 30_000]);
+        r.record(Metric::Ack, 500);
+        let interval = r.interval(1.0);
+        assert_eq!(interval.latency["delivery"].count(), 3);
+        assert_eq!(r.total(Metric::Delivery).count(), 3);
+        assert_eq!(r.total(Metric::Ack).count(), 1);
     }
 }

@@ -8,7 +8,10 @@
 use std::borrow::Cow;
 
 use banter_protocol::{PHOENIX_TOPIC, events};
-use serde::Deserialize;
+use serde::{
+    Deserialize,
+    de::{self, IgnoredAny, SeqAccess, Visitor},
+};
 use serde_json::{Value, json, value::RawValue};
 
 /// A join of `topic`; `since_seq` asks for every comment after it (recovery after a reconnect).
@@ -74,15 +77,6 @@ pub enum Inbound<'a> {
 }
 
 #[derive(Deserialize)]
-struct RawFrame<'a>(
-    #[serde(borrow)] Option<Cow<'a, str>>,
-    #[serde(borrow)] Option<Cow<'a, str>>,
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] &'a RawValue,
-);
-
-#[derive(Deserialize)]
 struct RawReply<'a> {
     #[serde(borrow)]
     status: Cow<'a, str>,
@@ -110,41 +104,86 @@ pub struct SkippedRun {
 #[error("server frame is not a Phoenix V2 message: {0}")]
 pub struct ParseError(String);
 
+/// A string field that borrows from the frame when it has no escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// Parses a server frame in one pass: the payload is read as the event says, not scanned
+/// once as raw JSON and then again as its type.
 pub fn parse(text: &str) -> Result<Inbound<'_>, ParseError> {
-    let RawFrame(_join_ref, msg_ref, topic, event, payload) =
-        serde_json::from_str(text).map_err(|e| ParseError(e.to_string()))?;
-    let inbound = match event.as_ref() {
-        events::COMMENT_CREATED => {
-            let c: CommentSeq = serde_json::from_str(payload.get())
-                .map_err(|e| ParseError(format!("comment_created payload: {e}")))?;
-            Inbound::Comment {
-                topic,
-                seq: c.seq,
-                body: c.body,
-            }
-        }
-        events::COMMENTS_SKIPPED => {
-            let run: SkippedRun = serde_json::from_str(payload.get())
-                .map_err(|e| ParseError(format!("comments_skipped payload: {e}")))?;
-            Inbound::Skipped {
-                topic,
-                from: run.from_seq,
-                to: run.to_seq,
-            }
-        }
-        events::REPLY => {
-            let reply: RawReply = serde_json::from_str(payload.get())
-                .map_err(|e| ParseError(format!("phx_reply payload: {e}")))?;
-            Inbound::Reply {
-                msg_ref: msg_ref.and_then(|r| r.parse().ok()),
-                ok: reply.status == "ok",
-                response: reply.response,
-            }
-        }
-        events::CLOSE | events::ERROR => Inbound::ChannelClosed { topic },
-        _ => Inbound::Other,
-    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let inbound = de::Deserializer::deserialize_seq(&mut de, FrameVisitor)
+        .map_err(|e| ParseError(e.to_string()))?;
+    de.end().map_err(|e| ParseError(e.to_string()))?;
     Ok(inbound)
+}
+
+/// `[join_ref, ref, topic, event, payload]`, with the payload's type chosen by the event.
+struct FrameVisitor;
+
+impl<'de> Visitor<'de> for FrameVisitor {
+    type Value = Inbound<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Phoenix V2 array [join_ref, ref, topic, event, payload]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Inbound<'de>, A::Error> {
+        let _join_ref: Option<Text<'de>> = element(&mut seq, 0, &self)?;
+        let msg_ref: Option<Text<'de>> = element(&mut seq, 1, &self)?;
+        let Text(topic) = element(&mut seq, 2, &self)?;
+        let Text(event) = element(&mut seq, 3, &self)?;
+        let inbound = match event.as_ref() {
+            events::COMMENT_CREATED => {
+                let c: CommentSeq<'de> = element(&mut seq, 4, &self)
+                    .map_err(|e| de::Error::custom(format!("comment_created payload: {e}")))?;
+                Inbound::Comment {
+                    topic,
+                    seq: c.seq,
+                    body: c.body,
+                }
+            }
+            events::COMMENTS_SKIPPED => {
+                let run: SkippedRun = element(&mut seq, 4, &self)
+                    .map_err(|e| de::Error::custom(format!("comments_skipped payload: {e}")))?;
+                Inbound::Skipped {
+                    topic,
+                    from: run.from_seq,
+                    to: run.to_seq,
+                }
+            }
+            events::REPLY => {
+                let reply: RawReply<'de> = element(&mut seq, 4, &self)
+                    .map_err(|e| de::Error::custom(format!("phx_reply payload: {e}")))?;
+                Inbound::Reply {
+                    msg_ref: msg_ref.and_then(|Text(r)| r.parse().ok()),
+                    ok: reply.status == "ok",
+                    response: reply.response,
+                }
+            }
+            events::CLOSE | events::ERROR => {
+                let _: IgnoredAny = element(&mut seq, 4, &self)?;
+                Inbound::ChannelClosed { topic }
+            }
+            _ => {
+                let _: IgnoredAny = element(&mut seq, 4, &self)?;
+                Inbound::Other
+            }
+        };
+        if seq.next_element::<IgnoredAny>()?.is_some() {
+            return Err(de::Error::invalid_length(6, &self));
+        }
+        Ok(inbound)
+    }
+}
+
+fn element<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(
+    seq: &mut A,
+    index: usize,
+    expected: &FrameVisitor,
+) -> Result<T, A::Error> {
+    seq.next_element()?
+        .ok_or_else(|| de::Error::invalid_length(index, expected))
 }
 
 /// The parts of a join reply's response that matter for loss accounting.
@@ -191,7 +230,7 @@ mod tests {
 
     #[test]
     fn parses_comments_replies_and_closes() {
-        let text = r#"[null,null,"comments:a","comment_created",{"id":"x","seq":12,"author":{"id":"u","username":"n"},"body":"t=5 \"q\"","deleted":false}]"#;
+        let text = r#"[null,null,"comments:\u0061","comment_created",{"id":"x","seq":12,"author":{"id":"u","username":"n"},"body":"t=5 \"q\"","deleted":false}]"#;
         match parse(text).unwrap() {
             Inbound::Comment { topic, seq, body } => {
                 assert_eq!(
@@ -222,6 +261,9 @@ mod tests {
             Inbound::Other
         ));
         assert!(parse("{}").is_err());
+        assert!(parse(r#"[null,null,"t","viewer_count",{"count":3},1]"#).is_err());
+        assert!(parse(r#"[null,null,"t","viewer_count"]"#).is_err());
+        assert!(parse(r#"[null,null,"t","viewer_count",{}] x"#).is_err());
         assert!(parse(r#"[null,null,"t","comment_created",{"seq":"x"}]"#).is_err());
         match parse(
             r#"[null,null,"comments:a","comments_skipped",{"from_seq":3,"to_seq":9,"count":7}]"#,
