@@ -251,6 +251,9 @@ impl Report {
         }
         for w in &self.watched {
             let _ = writeln!(s, "{}", self.watched_line(w));
+            if let Some(line) = self.storm_cpu_line(w) {
+                let _ = writeln!(s, "{line}");
+            }
         }
         for g in &self.generators {
             let secs = (g.ended_unix.saturating_sub(g.started_unix)).max(1) as f64;
@@ -267,6 +270,41 @@ impl Report {
         }
         let _ = writeln!(s, "{}", self.verdict_line());
         s
+    }
+
+    /// What the storm cost a watched process: its CPU over the seconds from the drop to the
+    /// last rejoin, less what it spent in as many seconds of the steady phase before the drop,
+    /// per rejoin. A cost that does not depend on how long the storm took, which on a shared
+    /// machine depends on what else runs (the generators, for one).
+    pub fn storm_cpu_line(&self, w: &WatchedProcess) -> Option<String> {
+        let (storm, at) = (self.storm.as_ref()?, self.phases.storm_at?);
+        let until = at + storm.all_rejoined_after_ms / 1000.0;
+        // Each sample covers the second before it: take those that overlap the storm.
+        let during: Vec<_> = w
+            .samples
+            .iter()
+            .filter(|x| x.elapsed > at && x.elapsed - 1.0 < until)
+            .collect();
+        let before = median(
+            w.samples
+                .iter()
+                .filter(|x| x.elapsed <= at && x.elapsed > self.phases.ramp_end + 2.0)
+                .map(|x| x.cpu_percent),
+        );
+        if during.is_empty() || storm.rejoined == 0 {
+            return None;
+        }
+        let cpu: f64 = during.iter().map(|x| x.cpu_percent / 100.0).sum();
+        let above = (cpu - before / 100.0 * during.len() as f64).max(0.0);
+        Some(format!(
+            "{} over the storm: cpu {:.2} s in the {} s it touched ({:.2} s above its steady {:.0}% of a core), {:.0} µs per rejoin",
+            w.label,
+            cpu,
+            during.len(),
+            above,
+            before,
+            above / storm.rejoined as f64 * 1e6
+        ))
     }
 
     /// Memory per joined connection and CPU, before the ramp and in the steady phase.
@@ -307,6 +345,13 @@ impl Report {
             whole,
             cpu
         )
+    }
+}
+
+/// Moves a generator's process samples onto the merged report's clock.
+fn shift_watched(watched: &mut [WatchedProcess], offset: f64) {
+    for sample in watched.iter_mut().flat_map(|w| w.samples.iter_mut()) {
+        sample.elapsed += offset;
     }
 }
 
@@ -353,6 +398,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         *t += offset;
     }
     p.storm_at = p.storm_at.map(|t| t + offset);
+    shift_watched(&mut out.watched, offset);
     let mut series: BTreeMap<u64, Interval> = BTreeMap::new();
     let mut add_series = |r: &Report| {
         for i in &r.series {
@@ -421,7 +467,9 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         }
         // Phases stay the first generator's; widen the end to cover everyone.
         out.phases.end = out.phases.end.max(r.phases.end + shift);
-        out.watched.extend(r.watched);
+        let mut watched = r.watched;
+        shift_watched(&mut watched, shift);
+        out.watched.extend(watched);
     }
     out.series = series
         .into_values()
@@ -441,6 +489,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proc_watch::ProcSample;
 
     fn report(gen_pid: u32, start: u64, deliveries: &[u64], latencies: &[u64]) -> Report {
         let scenario = Scenario::parse(
@@ -560,5 +609,61 @@ mod tests {
         assert!(merge(vec![a, b]).is_err());
         assert!(Report::from_json("{\"format\": 1}").is_err());
         assert!(merge(vec![]).is_err());
+    }
+
+    fn watched(label: &str, cpu_by_second: &[f64]) -> WatchedProcess {
+        WatchedProcess {
+            pid: 9,
+            label: label.into(),
+            samples: cpu_by_second
+                .iter()
+                .enumerate()
+                .map(|(i, &cpu)| ProcSample {
+                    elapsed: (i + 1) as f64,
+                    rss_kib: 1024,
+                    cpu_percent: cpu,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_storm_costs_the_cpu_above_the_steady_load_per_rejoin() {
+        let mut r = report(1, 1000, &[1], &[1]);
+        r.phases.ramp_end = 1.0;
+        r.phases.storm_at = Some(6.5);
+        r.storm = Some(StormResult {
+            dropped: 1000,
+            rejoined: 1000,
+            recovered: 1000,
+            all_rejoined_after_ms: 1200.0,
+        });
+        // Steady at 40 % before the drop; the storm (6.5 s to 7.7 s) touches seconds 7 and 8.
+        let w = watched(
+            "banter",
+            &[90.0, 40.0, 40.0, 40.0, 40.0, 40.0, 140.0, 120.0, 40.0],
+        );
+        let line = r.storm_cpu_line(&w).expect("a storm line");
+        assert!(
+            line.contains("cpu 2.60 s in the 2 s it touched (1.80 s above its steady 40% of a core), 1800 µs per rejoin"),
+            "{line}"
+        );
+        r.watched = vec![w.clone()];
+        assert!(r.summary().contains("banter over the storm: cpu 2.60 s"));
+        r.storm = None;
+        assert!(r.storm_cpu_line(&w).is_none());
+    }
+
+    #[test]
+    fn merge_puts_every_generators_process_samples_on_one_clock() {
+        let mut a = report(1, 1000, &[1], &[1]);
+        let mut b = report(2, 1002, &[1], &[1]);
+        a.watched = vec![watched("first", &[10.0])];
+        b.watched = vec![watched("second", &[20.0])];
+        let m = merge(vec![b, a]).unwrap();
+        let at =
+            |label: &str| m.watched.iter().find(|w| w.label == label).unwrap().samples[0].elapsed;
+        // Counted from the earliest generator's start (1000): b's first second is 3.0.
+        assert_eq!((at("first"), at("second")), (1.0, 3.0));
     }
 }
