@@ -32,6 +32,15 @@ async fn stored(store: &Store, video: &VideoId) -> Vec<Comment> {
     }
 }
 
+/// The bodies of the video's comments, oldest first.
+async fn bodies(store: &Store, video: &VideoId) -> Vec<String> {
+    stored(store, video)
+        .await
+        .into_iter()
+        .map(|c| c.body.unwrap_or_default())
+        .collect()
+}
+
 /// A second node: its own pools (and so its own batches) on the same database.
 async fn second_node(app: &TestApp) -> Store {
     let mut config = StoreConfig::new(app.database_url.clone());
@@ -202,15 +211,7 @@ async fn a_failed_batch_fails_every_comment_in_it_and_stores_none_of_them(app: T
             "{err:#}"
         );
     }
-    let bodies: Vec<Option<String>> = stored(&store, &video)
-        .await
-        .into_iter()
-        .map(|c| c.body)
-        .collect();
-    assert_eq!(
-        bodies,
-        [Some("before".to_owned()), Some("first".to_owned())]
-    );
+    assert_eq!(bodies(&store, &video).await, ["before", "first"]);
     // The failed batch's seqs were rolled back with it: the next comment takes 3.
     assert_eq!(
         post(store.clone(), author, "after")
@@ -220,4 +221,51 @@ async fn a_failed_batch_fails_every_comment_in_it_and_stores_none_of_them(app: T
             .seq,
         3
     );
+}
+
+both_backends!(a_stuck_batch_gets_later_comments_refused_within_the_wait_bound_and_none_stored);
+async fn a_stuck_batch_gets_later_comments_refused_within_the_wait_bound_and_none_stored(
+    app: TestApp,
+) {
+    let store = app.store.clone();
+    let author = user(&store, "poster").await;
+    let video = VideoId::parse("v-stuck").unwrap();
+    let post = |text: &'static str| {
+        let (store, video) = (store.clone(), video.clone());
+        tokio::spawn(async move {
+            store
+                .primary()
+                .create_comment(&video, author, &CommentBody::parse(text).unwrap())
+                .await
+        })
+    };
+    post("before").await.unwrap().unwrap();
+    let lock = OutsideLock::take(&app, "v-stuck").await;
+    // `first` is the batch in flight, stuck on the lock; `queued` waits for the next batch.
+    let first = post("first");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let queued = post("queued");
+    // Within the wait bound (and well before the lock goes), `queued` withdraws and is refused.
+    let refused = tokio::time::timeout(banter_store::MAX_WAIT * 3, queued)
+        .await
+        .expect("a queued comment is answered within its wait bound while the batch is stuck")
+        .unwrap();
+    assert!(
+        matches!(refused, Err(banter_store::StoreError::Busy)),
+        "{refused:?}"
+    );
+    // The batch in flight has taken longer than the bound: a new comment is refused at once.
+    let late = tokio::time::timeout(banter_store::MAX_WAIT, post("late"))
+        .await
+        .expect("refused at once, not queued behind the stuck batch")
+        .unwrap();
+    assert!(
+        matches!(late, Err(banter_store::StoreError::Busy)),
+        "{late:?}"
+    );
+    lock.release().await;
+    assert_eq!(first.await.unwrap().unwrap().seq, 2);
+    assert_eq!(bodies(&store, &video).await, ["before", "first"]);
+    // Once the batch is through, comments are taken again.
+    assert_eq!(post("after").await.unwrap().unwrap().seq, 3);
 }

@@ -29,8 +29,15 @@ use banter_core::{
 use banter_store::{Ban, BanScope, PrimaryPool, StoreError};
 use time::OffsetDateTime;
 
+use futures_util::future::BoxFuture;
+
 use crate::access_cache::AccessCache;
+use crate::shared_reads::SharedReads;
 use crate::{ApiError, codes};
+
+/// A read of rules, shared by every post that missed the cache while it ran: the rules and the
+/// cache generation taken before the read.
+type Read<T> = Result<(Arc<T>, u64), Arc<StoreError>>;
 
 /// Beyond this many slow-mode slots on one node, slots older than the longest slow mode go.
 const SLOW_SLOTS: usize = 100_000;
@@ -66,6 +73,9 @@ impl VideoRules {
 pub struct ChatRules {
     videos: AccessCache<VideoId, Arc<VideoRules>>,
     site: AccessCache<(), Arc<SiteRules>>,
+    /// Reads in progress: a burst of posts that misses the cache reads once.
+    video_reads: SharedReads<VideoId, Read<VideoRules>>,
+    site_reads: SharedReads<(), Read<SiteRules>>,
     /// When each (video, poster) last passed slow mode on this node.
     slow: Mutex<HashMap<(VideoId, UserId), Instant>>,
 }
@@ -97,6 +107,8 @@ impl ChatRules {
         ChatRules {
             videos: AccessCache::new(ttl),
             site: AccessCache::new(ttl),
+            video_reads: SharedReads::default(),
+            site_reads: SharedReads::default(),
             slow: Mutex::new(HashMap::new()),
         }
     }
@@ -111,32 +123,18 @@ impl ChatRules {
             return Ok(rules);
         }
         let generation = self.videos.generation();
-        let found = primary.get_video(video).await?;
-        let (moderators, bans) = match &found {
-            // No row: no moderators could have been appointed; bans may exist (by site moderators).
-            None => (
-                HashSet::new(),
-                primary.bans(&BanScope::Video(video.clone())).await?,
-            ),
-            Some(_) => (
-                primary
-                    .video_moderators(video)
-                    .await?
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect(),
-                primary.bans(&BanScope::Video(video.clone())).await?,
-            ),
+        let (pool, key) = (primary.clone(), video.clone());
+        let read = move || -> BoxFuture<'static, Read<VideoRules>> {
+            Box::pin(async move {
+                let rules = read_video_rules(&pool, &key).await.map_err(Arc::new)?;
+                Ok((Arc::new(rules), generation))
+            })
         };
-        let terms = primary
-            .blocked_terms(&BanScope::Video(video.clone()))
-            .await?;
-        let rules = Arc::new(VideoRules {
-            video: found,
-            moderators,
-            bans: bans.into_iter().map(|b| (b.user_id, b)).collect(),
-            terms,
-        });
+        let (rules, generation) = self
+            .video_reads
+            .read(video, read)
+            .await
+            .map_err(|e| e.copy())?;
         self.videos
             .remember(video.clone(), rules.clone(), generation);
         Ok(rules)
@@ -147,15 +145,18 @@ impl ChatRules {
             return Ok(rules);
         }
         let generation = self.site.generation();
-        let rules = Arc::new(SiteRules {
-            bans: primary
-                .bans(&BanScope::Site)
-                .await?
-                .into_iter()
-                .map(|b| (b.user_id, b))
-                .collect(),
-            terms: primary.blocked_terms(&BanScope::Site).await?,
-        });
+        let pool = primary.clone();
+        let read = move || -> BoxFuture<'static, Read<SiteRules>> {
+            Box::pin(async move {
+                let rules = read_site_rules(&pool).await.map_err(Arc::new)?;
+                Ok((Arc::new(rules), generation))
+            })
+        };
+        let (rules, generation) = self
+            .site_reads
+            .read(&(), read)
+            .await
+            .map_err(|e| e.copy())?;
         self.site.remember((), rules.clone(), generation);
         Ok(rules)
     }
@@ -277,17 +278,71 @@ impl ChatRules {
     /// Forgets what `change` touches, and any read of it still under way.
     pub fn forget(&self, change: &AccessChange) {
         match change {
-            AccessChange::Chat(video) | AccessChange::Video(video) => self.videos.forget(video),
-            AccessChange::SiteChat => self.site.forget_all(),
+            AccessChange::Chat(video) | AccessChange::Video(video) => {
+                self.video_reads.forget(video);
+                self.videos.forget(video);
+            }
+            AccessChange::SiteChat => {
+                self.site_reads.forget_all();
+                self.site.forget_all();
+            }
             AccessChange::User(_) | AccessChange::Member { .. } => {}
         }
     }
 
     /// Forgets everything (changes may have been missed while the bus was down).
     pub fn forget_all(&self) {
+        self.video_reads.forget_all();
+        self.site_reads.forget_all();
         self.videos.forget_all();
         self.site.forget_all();
     }
+}
+
+/// A video's rules as the primary has them now.
+async fn read_video_rules(
+    primary: &PrimaryPool,
+    video: &VideoId,
+) -> Result<VideoRules, StoreError> {
+    let found = primary.get_video(video).await?;
+    let (moderators, bans) = match &found {
+        // No row: no moderators could have been appointed; bans may exist (by site moderators).
+        None => (
+            HashSet::new(),
+            primary.bans(&BanScope::Video(video.clone())).await?,
+        ),
+        Some(_) => (
+            primary
+                .video_moderators(video)
+                .await?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
+            primary.bans(&BanScope::Video(video.clone())).await?,
+        ),
+    };
+    let terms = primary
+        .blocked_terms(&BanScope::Video(video.clone()))
+        .await?;
+    Ok(VideoRules {
+        video: found,
+        moderators,
+        bans: bans.into_iter().map(|b| (b.user_id, b)).collect(),
+        terms,
+    })
+}
+
+/// The site-wide rules as the primary has them now.
+async fn read_site_rules(primary: &PrimaryPool) -> Result<SiteRules, StoreError> {
+    Ok(SiteRules {
+        bans: primary
+            .bans(&BanScope::Site)
+            .await?
+            .into_iter()
+            .map(|b| (b.user_id, b))
+            .collect(),
+        terms: primary.blocked_terms(&BanScope::Site).await?,
+    })
 }
 
 fn refused(ban: &Ban, now: OffsetDateTime, place: &str) -> ApiError {

@@ -26,6 +26,7 @@ mod publish;
 mod rate_limit;
 pub mod request_id;
 mod routes;
+mod shared_reads;
 mod state;
 pub mod webhooks;
 
@@ -50,6 +51,7 @@ pub use publish::{CommentEvent, CommentPublisher, NoopPublisher};
 pub use rate_limit::{Limit, RATE_LIMIT_NAMES, RATE_LIMITED_METRIC, RateLimitConfig};
 pub use routes::comments::{post_comment, post_comment_to_public};
 pub use routes::openapi::ApiDoc;
+pub use shared_reads::SharedReads;
 pub use state::{ApiConfig, ApiState};
 
 /// Registers the API's routes and extractor configuration on an actix-web app.

@@ -12,31 +12,25 @@
 //!
 //! Kept out: the access rule itself (`banter_api::check_view`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use banter_core::{Video, VideoId};
 use banter_realtime::Refusal;
-use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
+use futures_util::future::BoxFuture;
 
-use banter_api::AccessCache;
-
-/// One video's visibility read, awaited by every join that asked while it ran.
-type Read = Shared<BoxFuture<'static, Result<Option<Video>, Refusal>>>;
+use banter_api::{AccessCache, SharedReads};
 
 pub struct PublicVideos {
     cache: AccessCache<VideoId, ()>,
-    /// Reads in progress, by video.
-    reading: Mutex<HashMap<VideoId, Read>>,
+    /// Visibility reads in progress, each awaited by every join that asked while it ran.
+    reading: SharedReads<VideoId, Result<Option<Video>, Refusal>>,
 }
 
 impl PublicVideos {
     pub fn new(ttl: Duration) -> PublicVideos {
         PublicVideos {
             cache: AccessCache::new(ttl),
-            reading: Mutex::new(HashMap::new()),
+            reading: SharedReads::default(),
         }
     }
 
@@ -48,25 +42,7 @@ impl PublicVideos {
         video: &VideoId,
         read: impl FnOnce() -> BoxFuture<'static, Result<Option<Video>, Refusal>>,
     ) -> Result<Option<Video>, Refusal> {
-        let shared = {
-            let mut reading = self.reading.lock().expect("reads in progress");
-            match reading.get(video) {
-                Some(running) => running.clone(),
-                None => {
-                    let started = read().shared();
-                    reading.insert(video.clone(), started.clone());
-                    started
-                }
-            }
-        };
-        let result = shared.clone().await;
-        // The first caller to see it finish takes it out (unless `forget` already did, and a
-        // newer read took its place).
-        let mut reading = self.reading.lock().expect("reads in progress");
-        if reading.get(video).is_some_and(|r| r.ptr_eq(&shared)) {
-            reading.remove(video);
-        }
-        result
+        self.reading.read(video, read).await
     }
 
     /// Take this before reading a video's visibility, and pass it to `remember`.
@@ -77,10 +53,7 @@ impl PublicVideos {
     /// Drops `video` (its access changed), and any answer still being read: callers arriving
     /// from now on read again.
     pub fn forget(&self, video: &VideoId) {
-        self.reading
-            .lock()
-            .expect("reads in progress")
-            .remove(video);
+        self.reading.forget(video);
         self.cache.forget(video);
     }
 
@@ -90,7 +63,7 @@ impl PublicVideos {
 
     /// Drops every entry (access changes may have been missed).
     pub fn forget_all(&self) {
-        self.reading.lock().expect("reads in progress").clear();
+        self.reading.forget_all();
         self.cache.forget_all();
     }
 

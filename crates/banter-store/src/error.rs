@@ -16,6 +16,18 @@ pub enum StoreError {
     Unexpected(#[from] anyhow::Error),
 }
 
+impl StoreError {
+    /// The same error for another caller that waited on the same work (a batch, a shared read):
+    /// an `Unexpected` keeps its message, not its chain.
+    pub fn copy(&self) -> StoreError {
+        match self {
+            StoreError::Busy => StoreError::Busy,
+            StoreError::Conflict(field) => StoreError::Conflict(field),
+            StoreError::Unexpected(e) => StoreError::Unexpected(anyhow::anyhow!("{e:#}")),
+        }
+    }
+}
+
 impl fmt::Debug for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

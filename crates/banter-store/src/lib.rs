@@ -37,7 +37,7 @@ pub use comments::CommentPage;
 pub use config::StoreConfig;
 pub use error::StoreError;
 pub use external_identities::NO_PASSWORD;
-pub use group_commit::{GroupCommitStats, MAX_BATCH, MAX_QUEUED};
+pub use group_commit::{GroupCommitStats, MAX_BATCH, MAX_QUEUED, MAX_WAIT};
 pub use moderation::{Ban, BanScope, LogEntry, NewLogEntry};
 pub use primary::PrimaryPool;
 pub use router::{PoolUsage, ReadPool, ReadStats};
