@@ -119,14 +119,28 @@ impl ChatRules {
         primary: &PrimaryPool,
         video: &VideoId,
     ) -> Result<Arc<VideoRules>, StoreError> {
+        let (pool, key) = (primary.clone(), video.clone());
+        self.video_or_read(video, move || {
+            Box::pin(async move { read_video_rules(&pool, &key).await })
+        })
+        .await
+    }
+
+    /// The rules of `video` from the cache, or from `read`, shared with every caller that
+    /// misses while it runs.
+    async fn video_or_read(
+        &self,
+        video: &VideoId,
+        read: impl FnOnce() -> BoxFuture<'static, Result<VideoRules, StoreError>>,
+    ) -> Result<Arc<VideoRules>, StoreError> {
         if let Some(rules) = self.videos.get(video) {
             return Ok(rules);
         }
         let generation = self.videos.generation();
-        let (pool, key) = (primary.clone(), video.clone());
         let read = move || -> BoxFuture<'static, Read<VideoRules>> {
+            let rules = read();
             Box::pin(async move {
-                let rules = read_video_rules(&pool, &key).await.map_err(Arc::new)?;
+                let rules = rules.await.map_err(Arc::new)?;
                 Ok((Arc::new(rules), generation))
             })
         };
@@ -368,5 +382,72 @@ fn refused(ban: &Ban, now: OffsetDateTime, place: &str) -> ApiError {
                 retry_after: Some(left),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A read of empty rules that counts itself and takes 50 ms.
+    fn counted(
+        reads: &Arc<AtomicUsize>,
+    ) -> impl FnOnce() -> BoxFuture<'static, Result<VideoRules, StoreError>> {
+        let reads = reads.clone();
+        move || {
+            reads.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(VideoRules {
+                    video: None,
+                    moderators: HashSet::new(),
+                    bans: HashMap::new(),
+                    terms: Vec::new(),
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn posts_that_miss_the_cache_together_read_the_rules_once() {
+        let rules = ChatRules::new(Duration::from_secs(5));
+        let video = VideoId::parse("hot").unwrap();
+        let reads = Arc::new(AtomicUsize::new(0));
+        let burst = (0..200).map(|_| rules.video_or_read(&video, counted(&reads)));
+        for answer in futures_util::future::join_all(burst).await {
+            answer.unwrap();
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "one read for the burst");
+        // Cached now; a change forgets it, and the next post reads again.
+        rules.video_or_read(&video, counted(&reads)).await.unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        rules.forget(&AccessChange::Chat(video.clone()));
+        rules.video_or_read(&video, counted(&reads)).await.unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_fails_every_post_that_shared_it_and_is_not_cached() {
+        let rules = ChatRules::new(Duration::from_secs(5));
+        let video = VideoId::parse("hot").unwrap();
+        let failing = || -> BoxFuture<'static, Result<VideoRules, StoreError>> {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Err(StoreError::Busy)
+            })
+        };
+        let burst = (0..10).map(|_| rules.video_or_read(&video, failing));
+        for answer in futures_util::future::join_all(burst).await {
+            assert!(matches!(answer, Err(StoreError::Busy)), "{answer:?}");
+        }
+        let reads = Arc::new(AtomicUsize::new(0));
+        rules.video_or_read(&video, counted(&reads)).await.unwrap();
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            1,
+            "the failure was not cached"
+        );
     }
 }
