@@ -19,10 +19,10 @@
 //! - a comment still waiting for a batch [`MAX_WAIT`] after it was queued withdraws and is
 //!   refused. One already taken into a batch waits for that batch's commit, which alone decides.
 //!
-//! So a comment is answered within `MAX_WAIT` plus one batch's commit: without the time bound, a
-//! slowed database (one video at 6,000 asked comments/s on PostgreSQL committed 256 per second
-//! for a while) left 4,096 queued comments waiting up to 10 s, and some never answered before
-//! their clients gave up.
+//! So a comment is answered within `MAX_WAIT` plus one batch's commit. Without the time bound,
+//! batches that slowed to one or two a second (one video at 5,000–6,000 asked comments/s on
+//! PostgreSQL, its pool starved by other reads) left the 4,096 queued comments waiting up to
+//! 11 s, some past the moment their clients gave up.
 //!
 //! Kept out: the SQL of one batch (`comments.rs`), per-comment rules (rate limits, access,
 //! validation), which callers apply before queueing.
