@@ -112,21 +112,12 @@ struct Talk {
 }
 
 /// What the frames of one read added up to, recorded together.
+#[derive(Default)]
 struct Batch {
     frames: u64,
     deliveries: u64,
     /// Intended publish times (unix µs) of the delivered comments this tool posted.
     sent_us: Vec<u64>,
-}
-
-impl Batch {
-    fn new() -> Self {
-        Self {
-            frames: 0,
-            deliveries: 0,
-            sent_us: Vec::new(),
-        }
-    }
 }
 
 enum End {
@@ -385,7 +376,7 @@ impl Client {
                     // What is already readable arrived together: take it in one go (up to
                     // BATCH frames, so a flood cannot starve the timers), with one clock
                     // reading and one visit to the shared recorder.
-                    let mut batch = Batch::new();
+                    let mut batch = Batch::default();
                     let mut frame = frame;
                     let mut taken = 1;
                     let end = loop {

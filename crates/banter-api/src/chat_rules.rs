@@ -39,6 +39,56 @@ use crate::{ApiError, codes};
 /// cache generation taken before the read.
 type Read<T> = Result<(Arc<T>, u64), Arc<StoreError>>;
 
+/// Rules cached for a bounded lifetime, with the reads of missing entries shared: a burst of
+/// posts that misses the cache reads once.
+struct CachedRules<K, T> {
+    cache: AccessCache<K, Arc<T>>,
+    reads: SharedReads<K, Read<T>>,
+}
+
+impl<K: Eq + std::hash::Hash + Clone, T: Send + Sync + 'static> CachedRules<K, T> {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            cache: AccessCache::new(ttl),
+            reads: SharedReads::default(),
+        }
+    }
+
+    /// The rules of `key` from the cache, or from `read`, shared with every caller that misses
+    /// while it runs.
+    async fn get_or_read(
+        &self,
+        key: &K,
+        read: impl FnOnce() -> BoxFuture<'static, Result<T, StoreError>>,
+    ) -> Result<Arc<T>, StoreError> {
+        if let Some(rules) = self.cache.get(key) {
+            return Ok(rules);
+        }
+        let generation = self.cache.generation();
+        let read = move || -> BoxFuture<'static, Read<T>> {
+            let rules = read();
+            Box::pin(async move {
+                let rules = rules.await.map_err(Arc::new)?;
+                Ok((Arc::new(rules), generation))
+            })
+        };
+        let (rules, generation) = self.reads.read(key, read).await.map_err(|e| e.copy())?;
+        self.cache.remember(key.clone(), rules.clone(), generation);
+        Ok(rules)
+    }
+
+    /// Drops `key`, and any read of it under way.
+    fn forget(&self, key: &K) {
+        self.reads.forget(key);
+        self.cache.forget(key);
+    }
+
+    fn forget_all(&self) {
+        self.reads.forget_all();
+        self.cache.forget_all();
+    }
+}
+
 /// Beyond this many slow-mode slots on one node, slots older than the longest slow mode go.
 const SLOW_SLOTS: usize = 100_000;
 
@@ -71,11 +121,8 @@ impl VideoRules {
 }
 
 pub struct ChatRules {
-    videos: AccessCache<VideoId, Arc<VideoRules>>,
-    site: AccessCache<(), Arc<SiteRules>>,
-    /// Reads in progress: a burst of posts that misses the cache reads once.
-    video_reads: SharedReads<VideoId, Read<VideoRules>>,
-    site_reads: SharedReads<(), Read<SiteRules>>,
+    videos: CachedRules<VideoId, VideoRules>,
+    site: CachedRules<(), SiteRules>,
     /// When each (video, poster) last passed slow mode on this node.
     slow: Mutex<HashMap<(VideoId, UserId), Instant>>,
 }
@@ -105,10 +152,8 @@ impl SlowSlot<'_> {
 impl ChatRules {
     pub fn new(ttl: Duration) -> ChatRules {
         ChatRules {
-            videos: AccessCache::new(ttl),
-            site: AccessCache::new(ttl),
-            video_reads: SharedReads::default(),
-            site_reads: SharedReads::default(),
+            videos: CachedRules::new(ttl),
+            site: CachedRules::new(ttl),
             slow: Mutex::new(HashMap::new()),
         }
     }
@@ -133,46 +178,16 @@ impl ChatRules {
         video: &VideoId,
         read: impl FnOnce() -> BoxFuture<'static, Result<VideoRules, StoreError>>,
     ) -> Result<Arc<VideoRules>, StoreError> {
-        if let Some(rules) = self.videos.get(video) {
-            return Ok(rules);
-        }
-        let generation = self.videos.generation();
-        let read = move || -> BoxFuture<'static, Read<VideoRules>> {
-            let rules = read();
-            Box::pin(async move {
-                let rules = rules.await.map_err(Arc::new)?;
-                Ok((Arc::new(rules), generation))
-            })
-        };
-        let (rules, generation) = self
-            .video_reads
-            .read(video, read)
-            .await
-            .map_err(|e| e.copy())?;
-        self.videos
-            .remember(video.clone(), rules.clone(), generation);
-        Ok(rules)
+        self.videos.get_or_read(video, read).await
     }
 
     async fn site(&self, primary: &PrimaryPool) -> Result<Arc<SiteRules>, StoreError> {
-        if let Some(rules) = self.site.get(&()) {
-            return Ok(rules);
-        }
-        let generation = self.site.generation();
         let pool = primary.clone();
-        let read = move || -> BoxFuture<'static, Read<SiteRules>> {
-            Box::pin(async move {
-                let rules = read_site_rules(&pool).await.map_err(Arc::new)?;
-                Ok((Arc::new(rules), generation))
+        self.site
+            .get_or_read(&(), move || {
+                Box::pin(async move { read_site_rules(&pool).await })
             })
-        };
-        let (rules, generation) = self
-            .site_reads
-            .read(&(), read)
             .await
-            .map_err(|e| e.copy())?;
-        self.site.remember((), rules.clone(), generation);
-        Ok(rules)
     }
 
     /// Checks a post of `body` by `user` on `video` against the chat's rules, and takes the
@@ -292,22 +307,14 @@ impl ChatRules {
     /// Forgets what `change` touches, and any read of it still under way.
     pub fn forget(&self, change: &AccessChange) {
         match change {
-            AccessChange::Chat(video) | AccessChange::Video(video) => {
-                self.video_reads.forget(video);
-                self.videos.forget(video);
-            }
-            AccessChange::SiteChat => {
-                self.site_reads.forget_all();
-                self.site.forget_all();
-            }
+            AccessChange::Chat(video) | AccessChange::Video(video) => self.videos.forget(video),
+            AccessChange::SiteChat => self.site.forget_all(),
             AccessChange::User(_) | AccessChange::Member { .. } => {}
         }
     }
 
     /// Forgets everything (changes may have been missed while the bus was down).
     pub fn forget_all(&self) {
-        self.video_reads.forget_all();
-        self.site_reads.forget_all();
         self.videos.forget_all();
         self.site.forget_all();
     }
