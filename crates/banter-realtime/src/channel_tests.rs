@@ -34,6 +34,22 @@ async fn store() -> (Store, UserId, tempfile::TempDir) {
     (store, user.id, dir)
 }
 
+/// Subscriber `sid` on `outq`, anonymous or as `member`.
+fn subscriber(
+    sid: u64,
+    outq: Arc<Outq>,
+    member: Option<(String, String)>,
+    home: Option<crate::shard::Home>,
+) -> Subscriber {
+    Subscriber {
+        outq,
+        vsn: banter_protocol::Vsn::V2,
+        member,
+        phx_ref: format!("r{sid}"),
+        home,
+    }
+}
+
 /// Joins one anonymous subscriber (sid 1) and returns its frames.
 async fn join_anonymous(tx: &actix::Addr<ChannelActor>) -> Receiver {
     join_since(tx, None).await.0
@@ -54,13 +70,7 @@ async fn join_sid_since(
     let outq = Arc::new(Outq::new(64, 1 << 20));
     let frames = Receiver::new(outq.clone());
     let (reply_tx, reply_rx) = oneshot::channel();
-    let subscriber = Subscriber {
-        outq,
-        vsn: banter_protocol::Vsn::V2,
-        member: None,
-        phx_ref: format!("r{sid}"),
-        home: None,
-    };
+    let subscriber = subscriber(sid, outq, None, None);
     let join = Command::Join {
         sid,
         subscriber,
@@ -161,13 +171,7 @@ async fn join_as(
 ) -> Receiver {
     let frames = Receiver::new(outq.clone());
     let (reply, joined) = oneshot::channel();
-    let subscriber = Subscriber {
-        outq,
-        vsn: banter_protocol::Vsn::V2,
-        member,
-        phx_ref: format!("r{sid}"),
-        home,
-    };
+    let subscriber = subscriber(sid, outq, member, home);
     tx.send(Command::Join {
         sid,
         subscriber,
@@ -478,14 +482,17 @@ async fn other_nodes_count_and_list_until_they_stop_heart_beating() {
         else {
             continue;
         };
-        let value: Value = serde_json::from_str(&crate::wire::text_of(&frame)).unwrap();
-        match value[3].as_str().unwrap() {
-            events::PRESENCE_DIFF => {
-                saw_join |= value[4]["joins"].get("u9").is_some();
-                saw_leave |= value[4]["leaves"].get("u9").is_some();
+        // A moved count rides with a diff in one offer.
+        for text in crate::wire::texts_of(&frame) {
+            let value: Value = serde_json::from_str(&text).unwrap();
+            match value[3].as_str().unwrap() {
+                events::PRESENCE_DIFF => {
+                    saw_join |= value[4]["joins"].get("u9").is_some();
+                    saw_leave |= value[4]["leaves"].get("u9").is_some();
+                }
+                events::VIEWER_COUNT => counts.push(value[4]["count"].as_i64().unwrap()),
+                _ => {}
             }
-            events::VIEWER_COUNT => counts.push(value[4]["count"].as_i64().unwrap()),
-            _ => {}
         }
     }
     assert!(saw_join, "the other node's member joined");
@@ -764,4 +771,104 @@ async fn a_burst_of_member_joins_is_one_presence_diff_carrying_all_of_them() {
         "{diffs} diffs for {} joins",
         members.len()
     );
+}
+
+/// Joins subscriber `sid` on a channel driven directly (no actor), anonymous or as `member`.
+async fn join_direct(
+    channel: &mut Channel,
+    sid: u64,
+    member: Option<(String, String)>,
+) -> Receiver {
+    let outq = Arc::new(Outq::new(64, 1 << 20));
+    let frames = Receiver::new(outq.clone());
+    let (reply, joined) = oneshot::channel();
+    let subscriber = subscriber(sid, outq, member, None);
+    channel
+        .handle(Command::Join {
+            sid,
+            subscriber,
+            since_seq: None,
+            announce: None,
+            reply,
+        })
+        .await;
+    assert!(joined.await.unwrap().is_ok(), "join of {sid}");
+    frames
+}
+
+/// The events of one offer, in order, with the count of a `viewer_count`.
+fn events_of(offer: bytes::Bytes) -> Vec<(String, Option<i64>)> {
+    crate::wire::texts_of(&offer)
+        .iter()
+        .map(|text| {
+            let value: Value = serde_json::from_str(text).unwrap();
+            (
+                value[3].as_str().unwrap().to_owned(),
+                value[4]["count"].as_i64(),
+            )
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_moved_viewer_count_rides_with_the_next_broadcast_or_goes_alone_a_tick_later() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    let mut channel = Channel::new(
+        video.clone(),
+        store.clone(),
+        Arc::new(every_comment()),
+        Arc::new(banter_bus::MemoryBus::new()),
+    );
+    channel.start().await;
+    let mut first = join_direct(&mut channel, 1, None).await;
+
+    // The count moved (0 → 1): owed at this tick, not sent on its own.
+    channel.tick().await;
+    assert_eq!(
+        first.try_recv(),
+        None,
+        "a moved count waits for a broadcast"
+    );
+    // It rides with the next comment: one offer, the comment and then the count.
+    let committed = commit(&store, &video, author, 1).await;
+    let event = BusEvent::new(ChangeKind::Created, committed[0].clone());
+    channel.handle(Command::Event(event)).await;
+    let offer = first.try_recv().expect("the comment");
+    assert_eq!(
+        events_of(offer),
+        vec![
+            (events::COMMENT_CREATED.into(), None),
+            (events::VIEWER_COUNT.into(), Some(1))
+        ]
+    );
+    assert_eq!(first.try_recv(), None);
+
+    // A second viewer and no comment: owed at one tick, sent alone at the next.
+    let _second = join_direct(&mut channel, 2, None).await;
+    channel.tick().await;
+    assert_eq!(first.try_recv(), None);
+    channel.tick().await;
+    let offer = first.try_recv().expect("the count, a tick later");
+    assert_eq!(
+        events_of(offer),
+        vec![(events::VIEWER_COUNT.into(), Some(2))]
+    );
+
+    // A member's join: its presence diff carries the count, members first.
+    let member = Some((author.to_string(), "alice".to_owned()));
+    let _third = join_direct(&mut channel, 3, member).await;
+    channel.tick().await;
+    let offer = first.try_recv().expect("the diff and the count");
+    assert_eq!(
+        events_of(offer),
+        vec![
+            (events::PRESENCE_DIFF.into(), None),
+            (events::VIEWER_COUNT.into(), Some(3))
+        ]
+    );
+    // Nothing moved: nothing more.
+    channel.tick().await;
+    channel.tick().await;
+    assert_eq!(first.try_recv(), None);
 }

@@ -43,7 +43,9 @@ pub struct RealtimeConfig {
     /// New comments per second one viewer of a topic is sent; above it a topic sends the same
     /// sample to everyone and `comments_skipped` markers for the rest (`budget.rs`). 0: off.
     pub max_comments_per_second_per_viewer: u32,
-    /// Minimum interval between `viewer_count` broadcasts of one topic.
+    /// Minimum interval between `viewer_count` broadcasts of one topic: the tick at which a
+    /// moved count is noticed. It then rides with the topic's next broadcast, or goes alone at
+    /// the next tick.
     pub viewer_count_interval: Duration,
     /// How often a channel re-reads its tail from the database, to deliver comments whose bus
     /// messages were lost (a Redis outage, a subscription not yet active) even when no later
