@@ -5,8 +5,11 @@
 //! a reconnect storm queued 19,000 visibility reads, and thousands of posts a second on one video
 //! queued four rule reads each whenever the video's chat rules expired, until the pool ran dry.
 //!
-//! A read that nobody awaits any more is resumed by the next caller of its key. `forget` drops a
-//! read in progress, so callers arriving after an access change read again.
+//! Each read runs as a task of its own, so it finishes even when every caller gave up (a closed
+//! request, a join that timed out): a read polled only by its callers stood still once they were
+//! gone, holding the pool connection it had taken until the next caller of its key came. `forget`
+//! lets the read in progress finish unshared, so callers arriving after an access change read
+//! again.
 //!
 //! Kept out: what is read and what is cached from it (the callers: `chat_rules.rs`, the
 //! server's `public_videos.rs`).
@@ -30,16 +33,28 @@ impl<K: Eq + Hash + Clone, T: Clone> Default for SharedReads<K, T> {
     }
 }
 
-impl<K: Eq + Hash + Clone, T: Clone> SharedReads<K, T> {
+impl<K: Eq + Hash + Clone, T: Clone + Send + 'static> SharedReads<K, T> {
     /// What `read` returns for `key`, shared with every caller asking while it runs: `read` is
-    /// called only when no read of `key` is in progress.
+    /// called only when no read of `key` is in progress, and runs on a task of the current
+    /// runtime.
     pub async fn read(&self, key: &K, read: impl FnOnce() -> BoxFuture<'static, T>) -> T {
         let shared = {
             let mut reading = self.reading.lock().expect("reads in progress");
             match reading.get(key) {
                 Some(running) => running.clone(),
                 None => {
-                    let started = read().shared();
+                    let task = tokio::spawn(read());
+                    let started = async move {
+                        match task.await {
+                            Ok(value) => value,
+                            Err(err) if err.is_panic() => {
+                                std::panic::resume_unwind(err.into_panic())
+                            }
+                            Err(err) => panic!("a shared read was cancelled: {err}"),
+                        }
+                    }
+                    .boxed()
+                    .shared();
                     reading.insert(key.clone(), started.clone());
                     started
                 }
@@ -93,6 +108,43 @@ mod tests {
         assert!(all.iter().all(|&n| n == 1), "one read, shared: {all:?}");
         assert_eq!(shared.read(&"k", || counted(&reads)).await, 2);
         assert_eq!(shared.read(&"other", || counted(&reads)).await, 3);
+    }
+
+    #[tokio::test]
+    async fn a_read_whose_callers_gave_up_still_finishes_and_gives_back_what_it_took() {
+        // One pooled connection, as a semaphore of one permit.
+        let pool = Arc::new(tokio::sync::Semaphore::new(1));
+        let shared: SharedReads<&str, usize> = SharedReads::default();
+        let (taken_tx, taken_rx) = tokio::sync::oneshot::channel();
+        let read = {
+            let pool = pool.clone();
+            move || -> BoxFuture<'static, usize> {
+                Box::pin(async move {
+                    let _connection = pool.acquire_owned().await.expect("pool");
+                    let _ = taken_tx.send(());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    1
+                })
+            }
+        };
+        // The only caller gives up once the read holds the connection.
+        let caller = shared.read(&"k", read);
+        tokio::select! {
+            _ = caller => panic!("the read cannot finish before its caller gives up"),
+            _ = taken_rx => {}
+        }
+        let other = tokio::time::timeout(Duration::from_secs(5), pool.acquire())
+            .await
+            .expect("the abandoned read kept its connection");
+        drop(other);
+        // Callers of the key arriving later get that read's answer or a new one, not a hang.
+        let later = tokio::time::timeout(
+            Duration::from_secs(5),
+            shared.read(&"k", || Box::pin(async { 2 })),
+        )
+        .await
+        .expect("a later caller of the key hung");
+        assert!(later == 1 || later == 2);
     }
 
     #[tokio::test]

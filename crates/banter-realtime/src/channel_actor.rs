@@ -16,7 +16,9 @@
 //!   mailbox (the work that panicked is lost: a join's socket retries, a bus event is repaired).
 //! - The actor stops after its last subscriber leaves; `on_idle` then unregisters it, and any
 //!   message still queued is dropped (a join's socket sees its reply channel closed and joins
-//!   the topic's new channel).
+//!   the topic's new channel). An actor stopped from outside with work pending (its runtime
+//!   shutting down) leaves the topic without telling the other nodes; their view of this
+//!   node's viewers expires with its presence heartbeats.
 //!
 //! The per-frame delivery path does not go through any mailbox per viewer: the channel offers
 //! each broadcast straight to the subscribers' `Outq`s (`fanout.rs`).
@@ -179,7 +181,13 @@ impl Actor for ChannelActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.channel.borrow_mut().leave_topic();
+        // A piece of work still holds the channel when the actor is stopped from outside with
+        // it pending (the arbiter shutting down): the topic is then left without telling the
+        // other nodes, whose view of this node's viewers expires with its heartbeats.
+        match self.channel.try_borrow_mut() {
+            Ok(mut channel) => channel.leave_topic(),
+            Err(_) => tracing::debug!("channel stopped with its work pending; topic left silently"),
+        }
         if let Some(on_idle) = self.on_idle.take() {
             on_idle();
         }

@@ -872,3 +872,25 @@ async fn a_moved_viewer_count_rides_with_the_next_broadcast_or_goes_alone_a_tick
     channel.tick().await;
     assert_eq!(first.try_recv(), None);
 }
+
+#[test]
+fn a_runtime_shutting_down_while_the_channel_reads_stops_it_without_a_panic() {
+    let (store, _author, _dir) = actix_rt::System::new().block_on(store());
+    let system = actix_rt::System::new();
+    let mut stopped = None;
+    system.block_on(async {
+        let video = VideoId::parse("v").unwrap();
+        let (_tx, done) = start(&store, &video, every_comment());
+        stopped = Some(done);
+        // Let the actor start: its first work reads the topic's tail, which is still running
+        // (on SQLite's own thread) when the runtime goes.
+        tokio::task::yield_now().await;
+    });
+    // Dropping the runtime stops the actor with its work pending; `stopped` used to panic on
+    // the channel that work still held.
+    drop(system);
+    assert!(
+        stopped.expect("started").blocking_recv().is_ok(),
+        "the actor ran its stop (and told the hub it went idle)"
+    );
+}
