@@ -5,9 +5,10 @@
 //! a reconnect storm queued 19,000 visibility reads, and thousands of posts a second on one video
 //! queued four rule reads each whenever the video's chat rules expired, until the pool ran dry.
 //!
-//! Each read runs as a task of its own, so it finishes even when every caller gave up (a closed
-//! request, a join that timed out): a read polled only by its callers stood still once they were
-//! gone, holding the pool connection it had taken until the next caller of its key came. `forget`
+//! Each read is also driven by a task of its own, so it finishes even when every caller gave up (a
+//! closed request, a join that timed out): a read polled only by its callers stood still once
+//! they were gone, holding the pool connection it had taken until the next caller of its key
+//! came. `forget`
 //! lets the read in progress finish unshared, so callers arriving after an access change read
 //! again.
 //!
@@ -33,28 +34,20 @@ impl<K: Eq + Hash + Clone, T: Clone> Default for SharedReads<K, T> {
     }
 }
 
-impl<K: Eq + Hash + Clone, T: Clone + Send + 'static> SharedReads<K, T> {
+impl<K: Eq + Hash + Clone, T: Clone + Send + Sync + 'static> SharedReads<K, T> {
     /// What `read` returns for `key`, shared with every caller asking while it runs: `read` is
-    /// called only when no read of `key` is in progress, and runs on a task of the current
-    /// runtime.
+    /// called only when no read of `key` is in progress, and is driven by a task of the current
+    /// runtime as well as by its callers.
     pub async fn read(&self, key: &K, read: impl FnOnce() -> BoxFuture<'static, T>) -> T {
         let shared = {
             let mut reading = self.reading.lock().expect("reads in progress");
             match reading.get(key) {
                 Some(running) => running.clone(),
                 None => {
-                    let task = tokio::spawn(read());
-                    let started = async move {
-                        match task.await {
-                            Ok(value) => value,
-                            Err(err) if err.is_panic() => {
-                                std::panic::resume_unwind(err.into_panic())
-                            }
-                            Err(err) => panic!("a shared read was cancelled: {err}"),
-                        }
-                    }
-                    .boxed()
-                    .shared();
+                    let started = read().shared();
+                    // Driven to the end by a task even when every caller has gone; the callers
+                    // poll it too, so it still finishes if that task's runtime stops first.
+                    tokio::spawn(started.clone().map(drop));
                     reading.insert(key.clone(), started.clone());
                     started
                 }
@@ -145,6 +138,45 @@ mod tests {
         .await
         .expect("a later caller of the key hung");
         assert!(later == 1 || later == 2);
+    }
+
+    #[tokio::test]
+    async fn a_read_still_finishes_for_its_callers_when_the_runtime_that_started_it_stops() {
+        let shared: Arc<SharedReads<&str, usize>> = Arc::default();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        // Started by a caller on another runtime (another worker), which gives up at once and
+        // whose runtime then stops, taking the task that drove the read with it.
+        std::thread::spawn({
+            let shared = shared.clone();
+            move || {
+                let other = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                other.block_on(async move {
+                    let caller = shared.read(&"k", move || {
+                        Box::pin(async move {
+                            released.await.expect("released");
+                            7
+                        })
+                    });
+                    assert!(futures_util::future::poll_immediate(caller).await.is_none());
+                });
+            }
+        })
+        .join()
+        .unwrap();
+        let waiting = tokio::spawn({
+            let shared = shared.clone();
+            async move { shared.read(&"k", || Box::pin(async { 0 })).await }
+        });
+        tokio::task::yield_now().await;
+        release.send(()).unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the caller hung")
+            .expect("the caller panicked");
+        assert_eq!(answer, 7, "the read in progress, not a new one");
     }
 
     #[tokio::test]
