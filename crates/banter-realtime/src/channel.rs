@@ -7,9 +7,12 @@
 //! `seq` while no other message is processed, so what a joiner gets in its reply and what it
 //! gets live afterwards meet exactly: no gap, no overlap.
 //!
-//! Over the delivery budget (`budget.rs`) a topic holds its comment events for up to [`HOLD`]
-//! and sends each run of them as one burst (a join first sends what is held, since its history
-//! already includes it); below the budget every event goes out at once.
+//! A busy topic (over the delivery budget of `budget.rs`, or sent a second comment within one
+//! budget slot) holds its comment events for up to [`HOLD`] and sends each run of them as one
+//! burst, at once when the slot's sample is complete (nothing more of that slot is sent to
+//! everyone); a join first sends what is held, since its history already includes it. A quiet
+//! topic sends every event at once. So a flood costs each viewer one write per slot from its
+//! first slot on, and a sample does not wait for the hold to end.
 //!
 //! A `viewer_count` that moved rides with the topic's next broadcast (one write per socket, not
 //! two); when nothing is broadcast before the next tick, it goes alone then. So a viewer learns
@@ -80,10 +83,13 @@ pub(crate) enum Command {
     Panic,
 }
 
-/// While a topic is over the delivery budget, its broadcasts are held this long at most and
-/// sent together: each socket then takes a slot's marker and sample in one write.
+/// While a topic is busy, its broadcasts are held and sent together: each socket then takes a
+/// slot's marker and sample in one write. They go `HOLD` after the first comment event for
+/// everyone was held (so no timer cuts a slot's sample in two), or `HOLD` after the first event
+/// for an author when none is for everyone; sooner when the slot's sample is complete.
 pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_millis(25);
-/// A topic counts as over the budget this long after it last skipped a comment.
+/// A topic counts as busy this long after it last skipped a comment or sent a second one in
+/// a slot.
 const HOT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a join resuming after a `seq` this node has not delivered yet waits for it to
@@ -120,6 +126,9 @@ pub(crate) struct Channel {
     /// Until when the topic is over its budget (see `HOLD`).
     hot_until: Option<std::time::Instant>,
     held: Vec<Held>,
+    /// When the oldest event held, and the oldest held for everyone, were held.
+    held_since: Option<std::time::Instant>,
+    everyone_since: Option<std::time::Instant>,
     /// Presence changes since the last `presence_diff`, merged: a burst of joins is one diff
     /// per `HOLD` instead of one broadcast to every viewer per join.
     presence_diff: Option<Value>,
@@ -153,6 +162,8 @@ impl Channel {
             budget: DeliveryBudget::new(config.max_comments_per_second_per_viewer),
             hot_until: None,
             held: Vec::new(),
+            held_since: None,
+            everyone_since: None,
             presence_diff: None,
             video,
             config,
@@ -453,7 +464,9 @@ impl Channel {
     fn deliver(&mut self, comments: Vec<Comment>) {
         for comment in comments {
             let verdict = self.budget.admit(comment.seq, comment.created_at);
-            if verdict.marker.is_some() || !verdict.send {
+            // A second comment in a slot: a flood may be starting, so it waits for the rest of
+            // the slot's sample instead of costing every viewer a write of its own.
+            if verdict.marker.is_some() || !verdict.send || self.budget.sent_in_slot() > 1 {
                 self.hot_until = Some(std::time::Instant::now() + HOT_FOR);
             }
             if let Some(run) = verdict.marker {
@@ -468,17 +481,26 @@ impl Channel {
                 self.emit(author, events::COMMENT_CREATED, payloads::comment(&comment));
             }
             self.delivered_seq = comment.seq;
+            // The slot's sample is complete: the rest of the slot goes to authors only.
+            if verdict.send && self.budget.slot_full() {
+                self.flush_held();
+            }
         }
     }
 
     /// Sends a comment event to everyone (or, `to` a user, to that author's sockets only); held
     /// back while the topic is over its budget, so that the burst goes out together.
     fn emit(&mut self, to: Option<String>, event: &'static str, payload: Value) {
-        let hot = self
-            .hot_until
-            .is_some_and(|until| std::time::Instant::now() < until);
+        let now = std::time::Instant::now();
+        let hot = self.hot_until.is_some_and(|until| now < until);
+        if hot {
+            self.held_since.get_or_insert(now);
+        }
         match (hot, to) {
-            (true, None) => self.held.push(Held::Everyone(event, payload)),
+            (true, None) => {
+                self.everyone_since.get_or_insert(now);
+                self.held.push(Held::Everyone(event, payload));
+            }
             (true, Some(user)) => self.held.push(Held::Author(user, payload)),
             (false, None) => {
                 self.flush_held();
@@ -496,14 +518,20 @@ impl Channel {
         self.sequence.has_pending()
     }
 
-    /// Whether broadcasts are held and a flush is owed within `HOLD`.
-    pub fn has_held(&self) -> bool {
-        !self.held.is_empty() || self.presence_diff.is_some()
+    /// When what is held is due: the held comment events at [`HOLD`]'s deadline, a presence
+    /// diff alone `HOLD` after `now`.
+    pub fn due(&self, now: std::time::Instant) -> Option<std::time::Instant> {
+        match self.everyone_since.or(self.held_since) {
+            Some(since) => Some(since + HOLD),
+            None => self.presence_diff.is_some().then_some(now + HOLD),
+        }
     }
 
-    /// Sends everything held: comment events (`flush_held`) and the merged presence diff.
-    pub fn flush(&mut self) {
-        self.flush_held();
+    /// Sends the merged presence diff, and the held comment events if they are due at `now`.
+    pub fn flush_due(&mut self, now: std::time::Instant) {
+        if self.due(now).is_some_and(|due| due <= now) {
+            self.flush_held();
+        }
         self.flush_presence();
     }
 
@@ -522,6 +550,8 @@ impl Channel {
 
     /// Sends what is held, in order: each run of broadcasts to everyone as one burst.
     pub fn flush_held(&mut self) {
+        self.held_since = None;
+        self.everyone_since = None;
         let mut burst: Vec<(&'static str, Value)> = Vec::new();
         for held in std::mem::take(&mut self.held) {
             match held {

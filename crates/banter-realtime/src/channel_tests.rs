@@ -811,16 +811,123 @@ fn events_of(offer: bytes::Bytes) -> Vec<(String, Option<i64>)> {
 }
 
 #[actix_rt::test]
-async fn a_moved_viewer_count_rides_with_the_next_broadcast_or_goes_alone_a_tick_later() {
+async fn a_floods_first_slot_costs_two_writes_and_its_sample_goes_out_once_complete() {
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
+    // The default budget, 20/s: 5 comments per slot.
+    let mut channel = started(&store, &video, RealtimeConfig::default()).await;
+    let mut viewer = join_direct(&mut channel, 1, None).await;
+    channel.tick().await;
+    // Ten comments of one slot reach a quiet topic: a flood starting.
+    let at = committed_at_once(commit(&store, &video, author, 10).await);
+    for comment in at {
+        let event = BusEvent::new(ChangeKind::Created, comment);
+        channel.handle(Command::Event(event)).await;
+    }
+    // No flush and no timer ran: what the viewer has was sent as the comments came.
+    let mut offers = Vec::new();
+    while let Some(offer) = viewer.try_recv() {
+        offers.push(told(offer));
+    }
+    assert_eq!(
+        offers,
+        vec![
+            vec![Told::Comment(1)],
+            vec![
+                Told::Comment(2),
+                Told::Comment(3),
+                Told::Comment(4),
+                Told::Comment(5)
+            ],
+        ],
+        "the first alone, the rest of the slot's sample in one write once complete"
+    );
+}
+
+#[actix_rt::test]
+async fn no_timer_cuts_a_slots_sample_in_two_and_authors_still_get_theirs() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    let mut channel = started(&store, &video, RealtimeConfig::default()).await;
+    let mut viewer = join_direct(&mut channel, 1, None).await;
+    let member = Some((author.to_string(), "alice".to_owned()));
+    let mut own = join_direct(&mut channel, 2, member).await;
+    channel.tick().await;
+    // Ten comments in one slot (5 sent, 5 skipped: those held for their author), then five
+    // in the next slot.
+    let mut comments = committed_at_once(commit(&store, &video, author, 15).await);
+    for comment in &mut comments[10..] {
+        comment.created_at += crate::budget::SLOT;
+    }
+    let mut events = comments
+        .into_iter()
+        .map(|c| Command::Event(BusEvent::new(ChangeKind::Created, c)));
+    for event in events.by_ref().take(10) {
+        channel.handle(event).await;
+    }
+    while viewer.try_recv().is_some() {}
+    // The next slot's first comment is held after the author's; the timer the author's set
+    // comes before the sample is complete, and sends nothing for everyone.
+    let before = Instant::now();
+    channel.handle(events.next().unwrap()).await;
+    let due = channel.due(Instant::now()).expect("held");
+    assert!(due >= before + HOLD, "due by the comment held for everyone");
+    channel.flush_due(before + HOLD - Duration::from_millis(1));
+    assert_eq!(viewer.try_recv(), None, "nothing cut off the sample");
+    // The sample completes: the marker and the slot's five in one write.
+    for event in events {
+        channel.handle(event).await;
+    }
+    let offer = viewer.try_recv().expect("the sample");
+    assert_eq!(
+        told(offer),
+        vec![
+            Told::Skipped(6, 10),
+            Told::Comment(11),
+            Told::Comment(12),
+            Told::Comment(13),
+            Told::Comment(14),
+            Told::Comment(15)
+        ]
+    );
+    assert_eq!(viewer.try_recv(), None);
+    // The author got all fifteen of theirs, in order.
+    let mut seqs = Vec::new();
+    while let Some(offer) = own.try_recv() {
+        seqs.extend(told(offer).into_iter().filter_map(|t| match t {
+            Told::Comment(seq) => Some(seq),
+            Told::Skipped(..) => None,
+        }));
+    }
+    assert_eq!(seqs, (1..=15).collect::<Vec<_>>());
+}
+
+/// A channel of `video`, started, outside any actor: nothing runs unless the test calls it.
+async fn started(store: &Store, video: &VideoId, config: RealtimeConfig) -> Channel {
     let mut channel = Channel::new(
         video.clone(),
         store.clone(),
-        Arc::new(every_comment()),
+        Arc::new(config),
         Arc::new(banter_bus::MemoryBus::new()),
     );
     channel.start().await;
+    channel
+}
+
+/// `comments` as if all were committed in the same instant (one budget slot).
+fn committed_at_once(mut comments: Vec<Comment>) -> Vec<Comment> {
+    let at = comments[0].created_at;
+    for comment in &mut comments {
+        comment.created_at = at;
+    }
+    comments
+}
+
+#[actix_rt::test]
+async fn a_moved_viewer_count_rides_with_the_next_broadcast_or_goes_alone_a_tick_later() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    let mut channel = started(&store, &video, every_comment()).await;
     let mut first = join_direct(&mut channel, 1, None).await;
 
     // The count moved (0 → 1): owed at this tick, not sent on its own.
