@@ -75,11 +75,6 @@ impl DeliveryBudget {
         self.per_slot > 0
     }
 
-    /// How many comments were sent in the current slot.
-    pub fn sent_in_slot(&self) -> u64 {
-        self.sent_in_slot
-    }
-
     /// Whether the current slot's quota is used up: until the next slot, comments are skipped.
     pub fn slot_full(&self) -> bool {
         self.is_on() && self.sent_in_slot >= self.per_slot

@@ -7,12 +7,11 @@
 //! `seq` while no other message is processed, so what a joiner gets in its reply and what it
 //! gets live afterwards meet exactly: no gap, no overlap.
 //!
-//! A busy topic (over the delivery budget of `budget.rs`, or sent a second comment within one
-//! budget slot) holds its comment events for up to [`HOLD`] and sends each run of them as one
-//! burst, at once when the slot's sample is complete (nothing more of that slot is sent to
-//! everyone); a join first sends what is held, since its history already includes it. A quiet
-//! topic sends every event at once. So a flood costs each viewer one write per slot from its
-//! first slot on, and a sample does not wait for the hold to end.
+//! A topic over the delivery budget of `budget.rs` holds its comment events for up to [`HOLD`]
+//! and sends each run of them as one burst, at once when the slot's sample is complete
+//! (nothing more of that slot is sent to everyone); a join first sends what is held, since its
+//! history already includes it. Below the budget every event goes out at once. So a flood
+//! costs each viewer one write per slot, and a sample does not wait for the hold to end.
 //!
 //! A `viewer_count` that moved rides with the topic's next broadcast (one write per socket, not
 //! two); when nothing is broadcast before the next tick, it goes alone then. So a viewer learns
@@ -83,13 +82,12 @@ pub(crate) enum Command {
     Panic,
 }
 
-/// While a topic is busy, its broadcasts are held and sent together: each socket then takes a
+/// While a topic is over the budget, its broadcasts are held and sent together: each socket then takes a
 /// slot's marker and sample in one write. They go `HOLD` after the first comment event for
 /// everyone was held (so no timer cuts a slot's sample in two), or `HOLD` after the first event
 /// for an author when none is for everyone; sooner when the slot's sample is complete.
 pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_millis(25);
-/// A topic counts as busy this long after it last skipped a comment or sent a second one in
-/// a slot.
+/// A topic counts as over the budget this long after it last skipped a comment.
 const HOT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a join resuming after a `seq` this node has not delivered yet waits for it to
@@ -464,9 +462,7 @@ impl Channel {
     fn deliver(&mut self, comments: Vec<Comment>) {
         for comment in comments {
             let verdict = self.budget.admit(comment.seq, comment.created_at);
-            // A second comment in a slot: a flood may be starting, so it waits for the rest of
-            // the slot's sample instead of costing every viewer a write of its own.
-            if verdict.marker.is_some() || !verdict.send || self.budget.sent_in_slot() > 1 {
+            if verdict.marker.is_some() || !verdict.send {
                 self.hot_until = Some(std::time::Instant::now() + HOT_FOR);
             }
             if let Some(run) = verdict.marker {

@@ -811,40 +811,6 @@ fn events_of(offer: bytes::Bytes) -> Vec<(String, Option<i64>)> {
 }
 
 #[actix_rt::test]
-async fn a_floods_first_slot_costs_two_writes_and_its_sample_goes_out_once_complete() {
-    let (store, author, _dir) = store().await;
-    let video = VideoId::parse("v").unwrap();
-    // The default budget, 20/s: 5 comments per slot.
-    let mut channel = started(&store, &video, RealtimeConfig::default()).await;
-    let mut viewer = join_direct(&mut channel, 1, None).await;
-    channel.tick().await;
-    // Ten comments of one slot reach a quiet topic: a flood starting.
-    let at = committed_at_once(commit(&store, &video, author, 10).await);
-    for comment in at {
-        let event = BusEvent::new(ChangeKind::Created, comment);
-        channel.handle(Command::Event(event)).await;
-    }
-    // No flush and no timer ran: what the viewer has was sent as the comments came.
-    let mut offers = Vec::new();
-    while let Some(offer) = viewer.try_recv() {
-        offers.push(told(offer));
-    }
-    assert_eq!(
-        offers,
-        vec![
-            vec![Told::Comment(1)],
-            vec![
-                Told::Comment(2),
-                Told::Comment(3),
-                Told::Comment(4),
-                Told::Comment(5)
-            ],
-        ],
-        "the first alone, the rest of the slot's sample in one write once complete"
-    );
-}
-
-#[actix_rt::test]
 async fn no_timer_cuts_a_slots_sample_in_two_and_authors_still_get_theirs() {
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
