@@ -82,10 +82,11 @@ pub(crate) enum Command {
     Panic,
 }
 
-/// While a topic is over the budget, its broadcasts are held and sent together: each socket then takes a
-/// slot's marker and sample in one write. They go `HOLD` after the first comment event for
-/// everyone was held (so no timer cuts a slot's sample in two), or `HOLD` after the first event
-/// for an author when none is for everyone; sooner when the slot's sample is complete.
+/// While a topic is over the budget, its broadcasts are held and sent together: each socket
+/// then takes a slot's marker and sample in one write. They go `HOLD` after the first comment
+/// event for everyone was held (so no timer cuts a slot's sample in two), or `HOLD` after the
+/// first event for an author when none is for everyone; sooner when the slot's sample is
+/// complete.
 pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_millis(25);
 /// A topic counts as over the budget this long after it last skipped a comment.
 const HOT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
@@ -524,7 +525,7 @@ impl Channel {
     }
 
     /// Sends the merged presence diff, and the held comment events if they are due at `now`.
-    pub fn flush_due(&mut self, now: std::time::Instant) {
+    pub fn flush_if_due(&mut self, now: std::time::Instant) {
         if self.due(now).is_some_and(|due| due <= now) {
             self.flush_held();
         }

@@ -130,20 +130,20 @@ impl ChannelActor {
     /// Held broadcasts and presence changes go out when due (`channel::HOLD`), between two
     /// pieces of work.
     fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flush_due {
+            return;
+        }
         let now = std::time::Instant::now();
         let Some(due) = self.channel.borrow().due(now) else {
             return;
         };
-        if self.flush_due {
-            return;
-        }
         self.flush_due = true;
         ctx.run_later(due.saturating_duration_since(now), |actor, ctx| {
             actor.flush_due = false;
             actor
                 .channel
                 .borrow_mut()
-                .flush_due(std::time::Instant::now());
+                .flush_if_due(std::time::Instant::now());
             // Slow consumers dropped by the flush leave with a presence change of their own.
             actor.schedule_flush(ctx);
         });

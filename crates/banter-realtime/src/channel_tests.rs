@@ -838,7 +838,7 @@ async fn no_timer_cuts_a_slots_sample_in_two_and_authors_still_get_theirs() {
     channel.handle(events.next().unwrap()).await;
     let due = channel.due(Instant::now()).expect("held");
     assert!(due >= before + HOLD, "due by the comment held for everyone");
-    channel.flush_due(before + HOLD - Duration::from_millis(1));
+    channel.flush_if_due(before + HOLD - Duration::from_millis(1));
     assert_eq!(viewer.try_recv(), None, "nothing cut off the sample");
     // The sample completes: the marker and the slot's five in one write.
     for event in events {
