@@ -10,8 +10,11 @@
 //! A topic over the delivery budget of `budget.rs` holds its comment events for up to [`HOLD`]
 //! and sends each run of them as one burst, at once when the slot's sample is complete
 //! (nothing more of that slot is sent to everyone); a join first sends what is held, since its
-//! history already includes it. Below the budget every event goes out at once. So a flood
-//! costs each viewer one write per slot, and a sample does not wait for the hold to end.
+//! history already includes it. Below the budget every event goes out at once, except on a big
+//! topic (`RealtimeConfig::big_topic_viewers` viewers on this node), which holds each for up to
+//! [`FIRST_HOLD`]: when a flood starts nothing has been skipped yet, and the first slot's
+//! comments would otherwise cost every viewer one write each. So a flood costs each viewer one
+//! write per slot, and a sample does not wait for the hold to end.
 //!
 //! A `viewer_count` that moved rides with the topic's next broadcast (one write per socket, not
 //! two); when nothing is broadcast before the next tick, it goes alone then. So a viewer learns
@@ -90,6 +93,10 @@ pub(crate) enum Command {
 pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_millis(25);
 /// A topic counts as over the budget this long after it last skipped a comment.
 const HOT_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a big topic (`RealtimeConfig::big_topic_viewers`) under the budget holds a comment,
+/// so that a flood's first comments go out together: at its start nothing has been skipped
+/// yet, and without it every viewer would get one write per comment of the first slot.
+pub(crate) const FIRST_HOLD: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// How long a join resuming after a `seq` this node has not delivered yet waits for it to
 /// arrive on the bus before the channel reads it from the database instead.
@@ -486,10 +493,10 @@ impl Channel {
     }
 
     /// Sends a comment event to everyone (or, `to` a user, to that author's sockets only); held
-    /// back while the topic is over its budget, so that the burst goes out together.
+    /// back while the topic is over its budget (or big), so that the burst goes out together.
     fn emit(&mut self, to: Option<String>, event: &'static str, payload: Value) {
         let now = std::time::Instant::now();
-        let hot = self.hot_until.is_some_and(|until| now < until);
+        let hot = self.over_budget(now) || self.is_big();
         if hot {
             self.held_since.get_or_insert(now);
         }
@@ -515,13 +522,29 @@ impl Channel {
         self.sequence.has_pending()
     }
 
-    /// When what is held is due: the held comment events at [`HOLD`]'s deadline, a presence
-    /// diff alone `HOLD` after `now`.
+    /// When what is held is due: the held comment events at [`HOLD`]'s deadline ([`FIRST_HOLD`]'s
+    /// for a big topic not over its budget), a presence diff alone `HOLD` after `now`.
     pub fn due(&self, now: std::time::Instant) -> Option<std::time::Instant> {
+        let hold = if self.is_big() && !self.over_budget(now) {
+            FIRST_HOLD
+        } else {
+            HOLD
+        };
         match self.everyone_since.or(self.held_since) {
-            Some(since) => Some(since + HOLD),
+            Some(since) => Some(since + hold),
             None => self.presence_diff.is_some().then_some(now + HOLD),
         }
+    }
+
+    /// Whether the topic skipped a comment within the last [`HOT_FOR`].
+    fn over_budget(&self, now: std::time::Instant) -> bool {
+        self.hot_until.is_some_and(|until| now < until)
+    }
+
+    /// Whether the topic has enough viewers on this node to hold even its first comments.
+    fn is_big(&self) -> bool {
+        let big = self.config.big_topic_viewers;
+        big > 0 && self.budget.is_on() && self.fanout.len() >= big
     }
 
     /// Sends the merged presence diff, and the held comment events if they are due at `now`.

@@ -868,6 +868,71 @@ async fn no_timer_cuts_a_slots_sample_in_two_and_authors_still_get_theirs() {
     assert_eq!(seqs, (1..=15).collect::<Vec<_>>());
 }
 
+#[actix_rt::test]
+async fn a_big_topic_holds_even_its_first_comments_so_a_flood_starts_in_one_write() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    let config = RealtimeConfig {
+        big_topic_viewers: 2,
+        ..RealtimeConfig::default()
+    };
+    let mut channel = started(&store, &video, config).await;
+    let mut first = join_direct(&mut channel, 1, None).await;
+    channel.tick().await;
+    let comments = committed_at_once(commit(&store, &video, author, 5).await);
+    let mut events = comments
+        .into_iter()
+        .map(|c| Command::Event(BusEvent::new(ChangeKind::Created, c)));
+    // One viewer: a comment under the budget goes out at once.
+    channel.handle(events.next().unwrap()).await;
+    assert_eq!(
+        told(first.try_recv().expect("sent at once")),
+        vec![Told::Comment(1)]
+    );
+    // Two viewers: big. The next comments wait for the slot's sample, not for a skip...
+    let mut second = join_direct(&mut channel, 2, None).await;
+    while first.try_recv().is_some() {}
+    let before = Instant::now();
+    for event in events.by_ref().take(3) {
+        channel.handle(event).await;
+    }
+    assert_eq!(first.try_recv(), None, "held");
+    let due = channel.due(Instant::now()).expect("held");
+    assert!(
+        due >= before + FIRST_HOLD && due < before + HOLD,
+        "due after FIRST_HOLD"
+    );
+    channel.flush_if_due(before);
+    assert_eq!(first.try_recv(), None, "not due yet");
+    // ...and go as one write the moment it is complete (5 of this slot), before the timer.
+    channel.handle(events.next().unwrap()).await;
+    for viewer in [&mut first, &mut second] {
+        let offer = viewer.try_recv().expect("the sample, at once");
+        assert_eq!(
+            told(offer),
+            vec![
+                Told::Comment(2),
+                Told::Comment(3),
+                Told::Comment(4),
+                Told::Comment(5)
+            ]
+        );
+    }
+    // A comment that does not complete a sample goes when FIRST_HOLD is over.
+    let mut next_slot = commit(&store, &video, author, 1).await;
+    next_slot[0].created_at += crate::budget::SLOT;
+    let held_at = Instant::now();
+    channel
+        .handle(Command::Event(BusEvent::new(
+            ChangeKind::Created,
+            next_slot.remove(0),
+        )))
+        .await;
+    assert_eq!(first.try_recv(), None, "held");
+    channel.flush_if_due(held_at + FIRST_HOLD + Duration::from_millis(1));
+    assert_eq!(told(first.try_recv().expect("due")), vec![Told::Comment(6)]);
+}
+
 /// A channel of `video`, started, outside any actor: nothing runs unless the test calls it.
 async fn started(store: &Store, video: &VideoId, config: RealtimeConfig) -> Channel {
     let mut channel = Channel::new(

@@ -43,6 +43,11 @@ pub struct RealtimeConfig {
     /// New comments per second one viewer of a topic is sent; above it a topic sends the same
     /// sample to everyone and `comments_skipped` markers for the rest (`budget.rs`). 0: off.
     pub max_comments_per_second_per_viewer: u32,
+    /// With the budget on, a topic with at least this many viewers on this node holds even the
+    /// comments under its budget for up to 10 ms (`channel::FIRST_HOLD`), so that each viewer
+    /// gets a flood's first slot in one write instead of one write per comment. 0 (the
+    /// default): off, every comment under the budget is sent at once.
+    pub big_topic_viewers: usize,
     /// Minimum interval between `viewer_count` broadcasts of one topic: the tick at which a
     /// moved count is noticed. It then rides with the topic's next broadcast, or goes alone at
     /// the next tick.
@@ -89,6 +94,7 @@ impl Default for RealtimeConfig {
             recovery_window: 1000,
             max_recovery: 1000,
             max_comments_per_second_per_viewer: 20,
+            big_topic_viewers: 0,
             viewer_count_interval: Duration::from_secs(1),
             repair_interval: Duration::from_secs(5),
             presence_heartbeat: Duration::from_secs(3),

@@ -150,6 +150,9 @@ pub struct Settings {
     /// New comments per second one viewer of a topic is sent before the topic samples and
     /// marks the rest `comments_skipped`; 0 sends every comment.
     pub ws_max_comments_per_second_per_viewer: u32,
+    /// With the budget on, a topic with this many viewers on the node holds its comments up to
+    /// 10 ms so a flood's first ones go out together; 0: off.
+    pub ws_big_topic_viewers: usize,
     pub presence_member_limit: usize,
     /// Seconds between a channel's re-reads of its tail (repairs lost bus messages).
     pub ws_repair_interval_secs: u64,
@@ -217,6 +220,7 @@ ws_idle_timeout_secs = 60
 ws_outbox_capacity = 1024
 ws_outbox_bytes = 1048576
 ws_max_comments_per_second_per_viewer = 20
+ws_big_topic_viewers = 0
 presence_member_limit = 1000
 ws_repair_interval_secs = 5
 presence_node_timeout_secs = 15
@@ -439,6 +443,7 @@ impl Settings {
             outbox_capacity: self.ws_outbox_capacity,
             outbox_bytes: self.ws_outbox_bytes,
             max_comments_per_second_per_viewer: self.ws_max_comments_per_second_per_viewer,
+            big_topic_viewers: self.ws_big_topic_viewers,
             presence_member_limit: self.presence_member_limit,
             repair_interval: Duration::from_secs(self.ws_repair_interval_secs.max(1)),
             node_timeout: Duration::from_secs(self.presence_node_timeout_secs.max(1)),
@@ -524,6 +529,15 @@ mod tests {
         assert_eq!(s.log_level, "debug");
         assert_eq!(s.role, NodeRole::Realtime);
         assert_eq!(s.replica_urls(), vec!["postgres://a/x", "postgres://b/x"]);
+    }
+
+    #[test]
+    fn the_big_topic_hold_is_off_unless_set() {
+        let off = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(off.realtime_config().big_topic_viewers, 0);
+        let on =
+            Settings::load_from(None, env(&[("BANTER_WS_BIG_TOPIC_VIEWERS", "1000")])).unwrap();
+        assert_eq!(on.realtime_config().big_topic_viewers, 1000);
     }
 
     #[test]
