@@ -756,6 +756,47 @@ async fn joins_of_a_public_video_read_its_visibility_once() {
     assert_eq!(refused[4]["status"], "error", "{refused}");
 }
 
+/// Posts over the socket to a public video whose cache entry expired read its visibility once
+/// (and remember it), not once per post.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_to_a_public_video_read_its_visibility_once_not_once_each() {
+    let app = TestApp::spawn_with(
+        TestBackend::Sqlite,
+        &[("BANTER_WS_PUBLIC_VIDEO_CACHE_MS", "1000")],
+    )
+    .await;
+    let poster = app.register("poster").await;
+    let mut ws = socket(&app, Some(&poster.access_token)).await;
+    let joined = ws.join("comments:hot", json!({})).await;
+    assert_eq!(joined[4]["status"], "ok");
+    let join_ref = joined[0].as_str().unwrap().to_owned();
+    let post = async |ws: &mut WsClient, n: usize| {
+        let r = format!("p{n}");
+        ws.send(
+            Some(&join_ref),
+            &r,
+            "comments:hot",
+            "new_comment",
+            json!({"body": format!("post {n}")}),
+        )
+        .await;
+        assert_eq!(ws.reply_to(&r).await[4]["status"], "ok");
+    };
+    // A first post reads the chat's rules (cached 5 s, and read with the video's row).
+    post(&mut ws, 0).await;
+    // The join remembered the video as public; let that expire.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before = app.store.primary().video_reads();
+    for n in 1..=5 {
+        post(&mut ws, n).await;
+    }
+    assert_eq!(
+        app.store.primary().video_reads() - before,
+        1,
+        "five posts, one visibility read"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_from_the_client_is_answered_with_its_code() {
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;

@@ -57,6 +57,42 @@ fn refusal(err: ApiError) -> Refusal {
     Refusal::new(err.code(), err.to_string()).retry_after(err.retry_after())
 }
 
+impl ApiGateway {
+    /// The video as the primary has it now (a replica may still show a video made private a
+    /// moment ago), in one read shared by every caller asking while it runs (a reconnect storm,
+    /// a flood of posts); a public video is remembered (`public_videos`).
+    fn read_video(
+        &self,
+        video: VideoId,
+    ) -> BoxFuture<'static, Result<Option<banter_core::Video>, Refusal>> {
+        let state = self.state.clone();
+        let public = self.public.clone();
+        Box::pin(async move {
+            let read = || -> BoxFuture<'static, Result<Option<banter_core::Video>, Refusal>> {
+                let (state, public, video) = (state.clone(), public.clone(), video.clone());
+                Box::pin(async move {
+                    let generation = public.generation();
+                    let found = state
+                        .store
+                        .primary()
+                        .get_video(&video)
+                        .await
+                        .map_err(|e| refusal(e.into()))?;
+                    if found.as_ref().is_none_or(is_public) {
+                        public.remember(video, generation);
+                    }
+                    Ok(found)
+                })
+            };
+            public.read_shared(&video, read).await
+        })
+    }
+}
+
+fn is_public(video: &banter_core::Video) -> bool {
+    video.visibility == banter_core::Visibility::Public
+}
+
 impl Gateway for ApiGateway {
     fn authenticate(&self, token: String) -> BoxFuture<'static, Result<Viewer, Refusal>> {
         let state = self.state.clone();
@@ -82,31 +118,9 @@ impl Gateway for ApiGateway {
             return Box::pin(std::future::ready(Ok(())));
         }
         let state = self.state.clone();
-        let public = self.public.clone();
+        let found = self.read_video(video);
         Box::pin(async move {
-            // One read for all the joins of this video asking at once (a reconnect storm).
-            let read = || -> BoxFuture<'static, Result<Option<banter_core::Video>, Refusal>> {
-                let (state, public, video) = (state.clone(), public.clone(), video.clone());
-                Box::pin(async move {
-                    // On the primary: a replica may still show a video made private a moment
-                    // ago.
-                    let generation = public.generation();
-                    let found = state
-                        .store
-                        .primary()
-                        .get_video(&video)
-                        .await
-                        .map_err(|e| refusal(e.into()))?;
-                    if found
-                        .as_ref()
-                        .is_none_or(|v| v.visibility == banter_core::Visibility::Public)
-                    {
-                        public.remember(video, generation);
-                    }
-                    Ok(found)
-                })
-            };
-            let found = public.read_shared(&video, read).await?;
+            let found = found.await?;
             let primary = state.store.primary();
             match banter_api::check_view(primary, found.as_ref(), viewer.as_ref())
                 .await
@@ -133,7 +147,9 @@ impl Gateway for ApiGateway {
     ) -> BoxFuture<'static, Result<PostOutcome, Refusal>> {
         let state = self.state.clone();
         let principals = self.principals.clone();
-        let public = self.public.is_public(&video);
+        // Not known public: read it the way joins do (shared, and remembered when public), so
+        // a hot public video's posts do not read it once each after the cache entry expired.
+        let read = (!self.public.is_public(&video)).then(|| self.read_video(video.clone()));
         Box::pin(async move {
             // Re-check the token: the account or device may have been revoked since connecting
             // (a revocation clears the cached session on every node at once).
@@ -141,6 +157,10 @@ impl Gateway for ApiGateway {
                 .await
                 .map_err(refusal)?;
             let body = CommentBody::parse(&body).map_err(|e| refusal(e.into()))?;
+            let public = match read {
+                None => true,
+                Some(read) => read.await?.as_ref().is_none_or(is_public),
+            };
             let posted = if public {
                 banter_api::post_comment_to_public(&state, &principal, &video, &body).await
             } else {

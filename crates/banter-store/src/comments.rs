@@ -112,7 +112,7 @@ async fn list_comments(
 }
 
 /// Commits one batch of new comments for `video` in one transaction: creates the video if
-/// needed, takes a block of `seq`s with one row update, inserts every comment with one
+/// needed and takes a block of `seq`s with one upsert of its row, inserts every comment with one
 /// multi-row `INSERT`, and reads them back (with their authors' names) before the commit. The
 /// comments get consecutive `seq`s in the order given, and all share one `created_at`.
 pub(crate) async fn insert_batch(
@@ -130,19 +130,16 @@ pub(crate) async fn insert_batch(
     let count = i64::try_from(batch.len()).map_err(anyhow::Error::from)?;
     let rows = on_pool!(pool, |p| {
         let mut tx = p.begin().await?;
-        sqlx::query(
-            "INSERT INTO videos (id, visibility, last_seq, created_at) VALUES ($1, 'public', 0, $2) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(video.as_ref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        // One statement creates the video if needed and takes the block of seqs (one round
+        // trip less per batch than an insert and an update).
         let (last, owner): (i64, Option<Uuid>) = sqlx::query_as(
-            "UPDATE videos SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq, owner_id",
+            "INSERT INTO videos (id, visibility, last_seq, created_at) VALUES ($1, 'public', $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET last_seq = videos.last_seq + excluded.last_seq \
+             RETURNING last_seq, owner_id",
         )
         .bind(video.as_ref())
         .bind(count)
+        .bind(now)
         .fetch_one(&mut *tx)
         .await?;
         let first = last - count;

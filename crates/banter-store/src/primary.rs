@@ -2,6 +2,7 @@
 //! methods to it (`users.rs`, `comments.rs`, …).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::StoreError;
 use crate::backend::{Pool, on_pool};
@@ -16,6 +17,8 @@ pub struct PrimaryPool {
     reads: Pool,
     /// New comments' per-video batches; shared by every clone of this pool.
     group_commit: Arc<GroupCommit>,
+    /// Reads of a video's row (`get_video`), shared by every clone of this pool.
+    video_reads: Arc<AtomicU64>,
 }
 
 impl PrimaryPool {
@@ -25,6 +28,7 @@ impl PrimaryPool {
             pool,
             reads,
             group_commit: Arc::default(),
+            video_reads: Arc::default(),
         }
     }
 
@@ -35,6 +39,15 @@ impl PrimaryPool {
     /// Batches of new comments committed so far, and the comments in them.
     pub fn group_commit_stats(&self) -> GroupCommitStats {
         self.group_commit.stats()
+    }
+
+    /// How many times a video's row was read here so far (the access checks' read).
+    pub fn video_reads(&self) -> u64 {
+        self.video_reads.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_video_read(&self) {
+        self.video_reads.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn pool(&self) -> &Pool {

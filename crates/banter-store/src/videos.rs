@@ -118,6 +118,7 @@ impl PrimaryPool {
 
     #[tracing::instrument(name = "db.get_video", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn get_video(&self, id: &VideoId) -> Result<Option<Video>, StoreError> {
+        self.count_video_read();
         get_video(self.reads(), id)
             .await?
             .map(TryInto::try_into)
