@@ -730,6 +730,7 @@ async fn joins_of_a_public_video_read_its_visibility_once() {
         "ok"
     );
     let before = reads(&app);
+    let videos_before = app.store.primary().video_reads();
     let mut others = Vec::new();
     for _ in 0..5 {
         let mut ws = socket(&app, None).await;
@@ -740,6 +741,11 @@ async fn joins_of_a_public_video_read_its_visibility_once() {
         others.push(ws);
     }
     assert_eq!(reads(&app) - before, 0, "five more joins, no database read");
+    assert_eq!(
+        app.store.primary().video_reads() - videos_before,
+        0,
+        "five more joins, no visibility read"
+    );
 
     let res = app
         .send_json(
