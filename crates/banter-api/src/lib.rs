@@ -49,7 +49,7 @@ pub use moderation::{
 };
 pub use publish::{CommentEvent, CommentPublisher, NoopPublisher};
 pub use rate_limit::{Limit, RATE_LIMIT_NAMES, RATE_LIMITED_METRIC, RateLimitConfig};
-pub use routes::comments::{post_comment, post_comment_to_public};
+pub use routes::comments::{post_comment, post_comment_to_public, post_comment_to_seen};
 pub use routes::openapi::ApiDoc;
 pub use shared_reads::SharedReads;
 pub use state::{ApiConfig, ApiState};

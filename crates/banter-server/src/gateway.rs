@@ -78,7 +78,10 @@ impl ApiGateway {
                         .get_video(&video)
                         .await
                         .map_err(|e| refusal(e.into()))?;
-                    if found.as_ref().is_none_or(is_public) {
+                    if found
+                        .as_ref()
+                        .is_none_or(|v| v.visibility == banter_core::Visibility::Public)
+                    {
                         public.remember(video, generation);
                     }
                     Ok(found)
@@ -87,10 +90,6 @@ impl ApiGateway {
             public.read_shared(&video, read).await
         })
     }
-}
-
-fn is_public(video: &banter_core::Video) -> bool {
-    video.visibility == banter_core::Visibility::Public
 }
 
 impl Gateway for ApiGateway {
@@ -157,14 +156,19 @@ impl Gateway for ApiGateway {
                 .await
                 .map_err(refusal)?;
             let body = CommentBody::parse(&body).map_err(|e| refusal(e.into()))?;
-            let public = match read {
-                None => true,
-                Some(read) => read.await?.as_ref().is_none_or(is_public),
-            };
-            let posted = if public {
-                banter_api::post_comment_to_public(&state, &principal, &video, &body).await
-            } else {
-                banter_api::post_comment(&state, &principal, &video, &body).await
+            let posted = match read {
+                None => banter_api::post_comment_to_public(&state, &principal, &video, &body).await,
+                Some(read) => {
+                    let found = read.await?;
+                    banter_api::post_comment_to_seen(
+                        &state,
+                        &principal,
+                        &video,
+                        found.as_ref(),
+                        &body,
+                    )
+                    .await
+                }
             };
             posted.map_err(refusal)
         })

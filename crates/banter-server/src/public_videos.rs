@@ -1,7 +1,8 @@
 //! Videos recently seen to be public (or not yet created, which is the same), so that a burst of
 //! joins (a reconnect storm, a popular stream starting) does not read a video's visibility from
-//! the database once per viewer, nor a hot video's socket posts once per comment. An entry lives `ttl` (`BANTER_WS_PUBLIC_VIDEO_CACHE_MS`, 0 turns
-//! it off); anything restricted is never cached and is checked every time. A committed
+//! the database once per viewer, nor a hot video's socket posts once per comment. An entry lives
+//! `ttl` (`BANTER_WS_PUBLIC_VIDEO_CACHE_MS`, 0 turns it off); anything restricted is never cached
+//! and is checked every time. A committed
 //! visibility change reaches every node as an access change, which `forget`s the entry at
 //! once; a read that began before the change cannot put it back (the generation check).
 //!

@@ -2,7 +2,7 @@
 //! deleting comments. Every committed change is handed to the publish hook after commit.
 
 use actix_web::{HttpResponse, ResponseError, delete, get, patch, post, web};
-use banter_core::{CommentBody, CommentId, PostOutcome, VideoId};
+use banter_core::{CommentBody, CommentId, PostOutcome, Video, VideoId};
 use banter_store::{CommentPage, NewLogEntry};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -116,9 +116,20 @@ pub async fn post_comment(
     video_id: &VideoId,
     body: &CommentBody,
 ) -> Result<PostOutcome, ApiError> {
-    let primary = state.store.primary();
-    let video = primary.get_video(video_id).await?;
-    check_view(primary, video.as_ref(), Some(&principal.user)).await??;
+    let video = state.store.primary().get_video(video_id).await?;
+    post_comment_to_seen(state, principal, video_id, video.as_ref(), body).await
+}
+
+/// [`post_comment`] with the video as the caller just read it from the primary (`None`: no row
+/// yet), e.g. in a read shared by several posts: the access check on it, then the rest.
+pub async fn post_comment_to_seen(
+    state: &ApiState,
+    principal: &Principal,
+    video_id: &VideoId,
+    video: Option<&Video>,
+    body: &CommentBody,
+) -> Result<PostOutcome, ApiError> {
+    check_view(state.store.primary(), video, Some(&principal.user)).await??;
     post_comment_to_public(state, principal, video_id, body).await
 }
 
