@@ -2,7 +2,7 @@
 //!
 //! New comments are committed in batches per video (`group_commit.rs` decides what goes in a
 //! batch). A batch's `seq`s are assigned inside its transaction by adding the batch's size to
-//! `videos.last_seq`. The row lock taken by that `UPDATE` serialises writers of one video (and
+//! `videos.last_seq`. The row lock taken by that upsert serialises writers of one video (and
 //! only of that video, across nodes too), and a rolled-back batch rolls back its increment, so
 //! committed comments get 1, 2, 3, … with no gaps. On SQLite the single writer connection gives
 //! the same guarantee.
@@ -112,16 +112,26 @@ async fn list_comments(
 }
 
 /// Commits one batch of new comments for `video` in one transaction: creates the video if
-/// needed and takes a block of `seq`s with one upsert of its row, inserts every comment with one
-/// multi-row `INSERT`, and reads them back (with their authors' names) before the commit. The
-/// comments get consecutive `seq`s in the order given, and all share one `created_at`.
+/// needed and takes a block of `seq`s with one upsert of its row (which also says whether any
+/// webhook subscription exists), inserts every comment with one multi-row `INSERT` that returns
+/// them (with their authors' names and roles), and writes the webhooks' events only when a
+/// subscription exists. The comments get consecutive `seq`s in the order given, and all share
+/// one `created_at`. Four statements from `BEGIN` to `COMMIT` without subscriptions, five with:
+/// on SQLite each is a round trip to sqlx's worker thread.
 pub(crate) async fn insert_batch(
     pool: &Pool,
     video: &VideoId,
     batch: &[(UserId, &CommentBody)],
 ) -> Result<Vec<Comment>, StoreError> {
-    const SELECT: &str = "SELECT c.id, c.video_id, c.seq, c.user_id, u.username, c.body, c.created_at, c.updated_at, c.deleted_at, CASE WHEN u.role = 'admin' THEN 'admin' WHEN v.owner_id = c.user_id THEN 'owner' WHEN u.role = 'moderator' OR EXISTS (SELECT 1 FROM video_moderators m WHERE m.video_id = c.video_id AND m.user_id = c.user_id) THEN 'moderator' END AS author_role \
-         FROM comments c JOIN users u ON u.id = c.user_id JOIN videos v ON v.id = c.video_id WHERE c.video_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq";
+    // The inserted rows as every comment read returns them (`GET_COMMENT`'s columns), computed
+    // per row by subqueries: a `RETURNING` clause sees only the table it writes.
+    const RETURNING: &str = " RETURNING id, video_id, seq, user_id, \
+         (SELECT u.username FROM users u WHERE u.id = comments.user_id) AS username, \
+         body, created_at, updated_at, deleted_at, \
+         CASE WHEN (SELECT u.role FROM users u WHERE u.id = comments.user_id) = 'admin' THEN 'admin' \
+         WHEN (SELECT v.owner_id FROM videos v WHERE v.id = comments.video_id) = comments.user_id THEN 'owner' \
+         WHEN (SELECT u.role FROM users u WHERE u.id = comments.user_id) = 'moderator' \
+         OR EXISTS (SELECT 1 FROM video_moderators m WHERE m.video_id = comments.video_id AND m.user_id = comments.user_id) THEN 'moderator' END AS author_role";
     // Microseconds: what both backends store, so the answer equals a later read.
     let now = OffsetDateTime::now_utc();
     let now = now
@@ -131,11 +141,12 @@ pub(crate) async fn insert_batch(
     let rows = on_pool!(pool, |p| {
         let mut tx = p.begin().await?;
         // One statement creates the video if needed and takes the block of seqs (one round
-        // trip less per batch than an insert and an update).
-        let (last, owner): (i64, Option<Uuid>) = sqlx::query_as(
+        // trip less per batch than an insert and an update), and tells whether the webhooks'
+        // outbox is written at all (one round trip less again while no subscription exists).
+        let (last, owner, hooks): (i64, Option<Uuid>, bool) = sqlx::query_as(
             "INSERT INTO videos (id, visibility, last_seq, created_at) VALUES ($1, 'public', $2, $3) \
              ON CONFLICT (id) DO UPDATE SET last_seq = videos.last_seq + excluded.last_seq \
-             RETURNING last_seq, owner_id",
+             RETURNING last_seq, owner_id, EXISTS (SELECT 1 FROM webhook_subscriptions) AS hooks",
         )
         .bind(video.as_ref())
         .bind(count)
@@ -158,20 +169,20 @@ pub(crate) async fn insert_batch(
                     .push_bind(now);
             },
         );
-        insert.build().execute(&mut *tx).await?;
-        let comments = sqlx::query_as::<_, CommentRow>(SELECT)
-            .bind(video.as_ref())
-            .bind(first)
-            .bind(last)
+        insert.push(RETURNING);
+        let mut comments = insert
+            .build_query_as::<CommentRow>()
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
             .map(Comment::try_from)
             .collect::<Result<Vec<Comment>, StoreError>>()
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        // `RETURNING` promises no order.
+        comments.sort_unstable_by_key(|c| c.seq);
         // The batch's events, in the same transaction (the webhooks' outbox).
-        if !comments.is_empty() {
-            // Nothing is written while no subscription exists (see `webhooks::EVENT_INSERT`).
+        if hooks && !comments.is_empty() {
+            // Still checked here: a subscription may have been removed since the upsert.
             let mut events = sqlx::QueryBuilder::new(
                 "INSERT INTO webhook_events (kind, video_id, owner_id, payload, created_at) \
                  SELECT * FROM (",
