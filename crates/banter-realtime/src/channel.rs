@@ -50,7 +50,8 @@ use tracing::Instrument;
 
 pub(crate) struct JoinOk {
     pub response: Value,
-    pub presence_state: Value,
+    /// Shared by the joins until the members change (`TopicPresence::merged_state`).
+    pub presence_state: Arc<Value>,
 }
 
 /// Encodes a join's reply frames (the `phx_reply` and `presence_state`) for the joiner's socket.
@@ -402,7 +403,7 @@ impl Channel {
         let presence_state = if self.presence.lists_enabled() {
             self.presence.merged_state()
         } else {
-            json!({})
+            Arc::new(json!({}))
         };
         let ok = JoinOk {
             response,

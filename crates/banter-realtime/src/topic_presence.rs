@@ -35,6 +35,9 @@ pub(crate) struct TopicPresence {
     /// Local presence changed since it was last published.
     dirty: bool,
     last_publish: Option<Instant>,
+    /// The merged `presence_state` since the members last changed: every joiner in between
+    /// shares it (a burst of joins built one member list each, most of a node's peak memory).
+    state: Option<Arc<Value>>,
 }
 
 impl TopicPresence {
@@ -46,6 +49,7 @@ impl TopicPresence {
             remote: HashMap::new(),
             dirty: true,
             last_publish: None,
+            state: None,
         }
     }
 
@@ -53,6 +57,7 @@ impl TopicPresence {
     pub fn join(&mut self, member: Option<(String, String)>, phx_ref: String) -> Option<Value> {
         self.dirty = true;
         let (user_id, username) = member?;
+        self.state = None;
         let meta = Meta {
             phx_ref,
             username,
@@ -66,6 +71,7 @@ impl TopicPresence {
     pub fn leave(&mut self, member: Option<&(String, String)>, phx_ref: &str) -> Option<Value> {
         self.dirty = true;
         let (user_id, _) = member?;
+        self.state = None;
         let diff = self.local.leave(user_id, phx_ref)?;
         self.lists_enabled().then_some(diff)
     }
@@ -81,8 +87,18 @@ impl TopicPresence {
         self.remote.values().map(|r| r.viewers).sum()
     }
 
-    /// This node's members and every other node's, as one `presence_state`.
-    pub fn merged_state(&self) -> Value {
+    /// This node's members and every other node's, as one `presence_state`: built once per
+    /// change of the members, shared by the joins in between.
+    pub fn merged_state(&mut self) -> Arc<Value> {
+        if let Some(state) = &self.state {
+            return state.clone();
+        }
+        let state = Arc::new(self.build_state());
+        self.state = Some(state.clone());
+        state
+    }
+
+    fn build_state(&self) -> Value {
         let mut merged: BTreeMap<&str, Vec<Meta>> = BTreeMap::new();
         for (key, metas) in self.local.members() {
             merged.entry(key).or_default().extend_from_slice(metas);
@@ -130,12 +146,14 @@ impl TopicPresence {
 
     /// This node leaves the topic: nothing local remains.
     pub fn clear_local(&mut self) {
+        self.state = None;
         self.local = Presence::default();
     }
 
     /// Merges another node's snapshot; returns which of its members came and went.
     pub fn on_remote(&mut self, snapshot: PresenceSnapshot) -> Option<Value> {
         let gone = snapshot.viewers == 0 && snapshot.members.is_empty();
+        self.state = None;
         let old = if gone {
             self.remote.remove(&snapshot.node)
         } else {
@@ -171,6 +189,7 @@ impl TopicPresence {
         let mut diffs = Vec::new();
         for node in dead {
             if let Some(remote) = self.remote.remove(&node) {
+                self.state = None;
                 tracing::info!(video = %self.video, node, "node stopped heart-beating; dropping its viewers");
                 diffs.extend(self.member_changes(&remote.members, &[]));
             }
@@ -217,5 +236,55 @@ impl TopicPresence {
             payloads::presence_entries(list.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
         };
         Some(payloads::presence_diff(entries(&joins), entries(&leaves)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presence() -> TopicPresence {
+        TopicPresence::new(
+            VideoId::parse("v").unwrap(),
+            Arc::new(RealtimeConfig::default()),
+        )
+    }
+
+    fn member(id: &str) -> Option<(String, String)> {
+        Some((id.to_owned(), format!("name-{id}")))
+    }
+
+    #[test]
+    fn joins_share_one_state_until_the_members_change() {
+        let mut p = presence();
+        p.join(member("u1"), "r1".into());
+        let first = p.merged_state();
+        // An anonymous viewer is no member: the state is the same one, not built again.
+        p.join(None, "r2".into());
+        assert!(Arc::ptr_eq(&first, &p.merged_state()));
+        // A member joining makes a new state that lists it.
+        p.join(member("u2"), "r3".into());
+        let second = p.merged_state();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(second["u1"].is_object() && second["u2"].is_object());
+        // A member leaving, and another node's snapshot, each make a new one too.
+        p.leave(member("u1").as_ref(), "r1");
+        let third = p.merged_state();
+        assert!(third.get("u1").is_none() && third["u2"].is_object());
+        let meta = Meta {
+            phx_ref: "x1".into(),
+            username: "remote".into(),
+            online_at: 0,
+        };
+        p.on_remote(PresenceSnapshot {
+            node: "other".into(),
+            video: VideoId::parse("v").unwrap(),
+            viewers: 1,
+            members: vec![("u9".into(), vec![meta])],
+        });
+        let fourth = p.merged_state();
+        assert!(fourth["u9"].is_object() && fourth["u2"].is_object());
+        p.clear_local();
+        assert!(p.merged_state().get("u2").is_none());
     }
 }
