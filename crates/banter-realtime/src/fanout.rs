@@ -277,6 +277,19 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::shard::SHARD_QUEUE;
+
+    /// A worker kept busy (a storm's writes, say) until `release` is sent: its shards cannot run.
+    async fn busy_worker() -> (actix_rt::Arbiter, Home, std::sync::mpsc::Sender<()>) {
+        let worker = actix_rt::Arbiter::new();
+        let (home_tx, home_rx) = tokio::sync::oneshot::channel();
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        worker.spawn(async move {
+            let _ = home_tx.send(Home::current());
+            let _ = blocked.recv();
+        });
+        (worker, home_rx.await.unwrap().unwrap(), release)
+    }
 
     fn subscriber(outq: &Arc<Outq>, home: Option<Home>) -> Subscriber {
         Subscriber {
@@ -335,6 +348,72 @@ mod tests {
         fanout.remove(2);
         fanout.remove(3);
         assert!(fanout.shards.is_empty());
+        worker.stop();
+    }
+
+    #[actix_rt::test]
+    async fn a_burst_of_joins_and_leaves_does_not_make_a_shard_lag() {
+        let (worker, home, release) = busy_worker().await;
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        let mut fanout = Fanout::new("comments:v".into());
+        let sink = reported.clone();
+        fanout.set_report_slow(Arc::new(move |sid| sink.lock().unwrap().push(sid)));
+        let stays = Arc::new(Outq::new(8, 1 << 20));
+        assert!(
+            fanout
+                .insert(0, subscriber(&stays, Some(home.clone())))
+                .is_empty()
+        );
+        // More joins, then leaves, than the shard's queue holds offers.
+        let burst = SHARD_QUEUE as u64 + 100;
+        let mut gone = Vec::new();
+        for sid in 1..=burst {
+            let outq = Arc::new(Outq::new(8, 1 << 20));
+            assert!(
+                fanout
+                    .insert(sid, subscriber(&outq, Some(home.clone())))
+                    .is_empty(),
+                "join {sid} made the shard lag"
+            );
+            gone.push(outq);
+        }
+        for sid in 1..=burst {
+            fanout.remove(sid);
+        }
+        assert_eq!(fanout.shards.len(), 1, "the shard was kept");
+        assert!(
+            fanout
+                .broadcast("comment_created", &serde_json::json!({ "seq": 1 }))
+                .is_empty()
+        );
+        release.send(()).unwrap();
+        let mut frames = crate::outq::Receiver::new(stays.clone());
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), frames.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(crate::wire::text_of(&frame).contains("\"seq\":1"));
+        assert!(!stays.is_closing(), "the viewer who stayed was not closed");
+        assert!(reported.lock().unwrap().is_empty());
+        worker.stop();
+    }
+
+    #[actix_rt::test]
+    async fn a_shard_with_a_full_queue_of_offers_closes_its_viewers() {
+        let (worker, home, release) = busy_worker().await;
+        let mut fanout = Fanout::new("comments:v".into());
+        fanout.set_report_slow(Arc::new(|_| {}));
+        let viewer = Arc::new(Outq::new(8, 1 << 20));
+        assert!(fanout.insert(1, subscriber(&viewer, Some(home))).is_empty());
+        for seq in 0..SHARD_QUEUE {
+            let slow = fanout.broadcast("comment_created", &serde_json::json!({ "seq": seq }));
+            assert!(slow.is_empty(), "offer {seq} fits in the queue");
+        }
+        let slow = fanout.broadcast("comment_created", &serde_json::json!({ "seq": -1 }));
+        assert_eq!(slow, vec![1], "one offer too many: the shard lags");
+        assert!(viewer.is_closing());
+        assert!(fanout.shards.is_empty());
+        release.send(()).unwrap();
         worker.stop();
     }
 }

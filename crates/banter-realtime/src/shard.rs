@@ -8,14 +8,18 @@
 //! every core. Each viewer belongs to exactly one shard and each shard's queue is FIFO, so every
 //! viewer sees the topic's order.
 //!
-//! Bounded: a shard's queue holds [`SHARD_QUEUE`] messages. A shard that falls that far behind
-//! (its worker is saturated) is dropped and its viewers are closed as slow consumers; they
-//! reconnect and recover with `since_seq`.
+//! Bounded in offers: a shard may have [`SHARD_QUEUE`] broadcasts queued and not yet offered. A
+//! shard that falls that far behind (its worker is saturated) is dropped and its viewers are
+//! closed as slow consumers; they reconnect and recover with `since_seq`. Membership changes
+//! (a viewer added or removed) do not count: there is at most one of each per join, and a burst
+//! of them (half a worker's viewers dropped by a network blip, or rejoining after it) must not
+//! close the viewers who stayed.
 //!
 //! Kept out: which viewers are where (`fanout.rs`), encoding (`wire.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::ThreadId;
 
 use actix_rt::ArbiterHandle;
@@ -26,7 +30,7 @@ use crate::metrics as m;
 use crate::outq::Outq;
 use crate::wire::SharedFrame;
 
-/// Messages a shard's queue holds before the shard counts as lagging.
+/// Broadcasts a shard may have queued and not yet offered before it counts as lagging.
 pub(crate) const SHARD_QUEUE: usize = 4096;
 
 /// How a shard reports a subscriber it found to be a slow consumer (a leave to the channel).
@@ -57,31 +61,56 @@ pub(crate) enum ShardMessage {
     OfferTo(Vec<u64>, Arc<SharedFrame>),
 }
 
+impl ShardMessage {
+    /// Whether the message is a broadcast to offer (what counts towards [`SHARD_QUEUE`]).
+    fn is_offer(&self) -> bool {
+        matches!(self, ShardMessage::Offer(_) | ShardMessage::OfferTo(..))
+    }
+}
+
 /// The channel's end of one shard.
 pub(crate) struct Shard {
-    tx: mpsc::Sender<ShardMessage>,
+    tx: mpsc::UnboundedSender<ShardMessage>,
+    /// Offers queued and not yet made (membership changes are not counted).
+    offers: Arc<AtomicUsize>,
 }
 
 impl Shard {
     /// Starts the shard's task on `home`'s worker; `None` if that worker is gone.
     pub fn start(home: &Home, report_slow: ReportSlow) -> Option<Shard> {
-        let (tx, rx) = mpsc::channel(SHARD_QUEUE);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let offers = Arc::new(AtomicUsize::new(0));
         home.arbiter
-            .spawn(run(rx, report_slow))
-            .then_some(Shard { tx })
+            .spawn(run(rx, offers.clone(), report_slow))
+            .then_some(Shard { tx, offers })
     }
 
-    /// Queues a message; `false` when the shard lags (or its worker is gone).
+    /// Queues a message; `false` when the shard lags (an offer with [`SHARD_QUEUE`] offers
+    /// already queued) or its worker is gone.
     pub fn send(&self, message: ShardMessage) -> bool {
-        self.tx.try_send(message).is_ok()
+        if message.is_offer() {
+            // Only the channel sends, so the check and the count cannot race another sender.
+            if self.offers.load(Ordering::Acquire) >= SHARD_QUEUE {
+                return false;
+            }
+            self.offers.fetch_add(1, Ordering::AcqRel);
+        }
+        self.tx.send(message).is_ok()
     }
 }
 
 /// The shard's task: applies membership changes and offers broadcasts, in queue order. Ends
 /// when the channel drops its end.
-async fn run(mut rx: mpsc::Receiver<ShardMessage>, report_slow: ReportSlow) {
+async fn run(
+    mut rx: mpsc::UnboundedReceiver<ShardMessage>,
+    offers: Arc<AtomicUsize>,
+    report_slow: ReportSlow,
+) {
     let mut subscribers: HashMap<u64, (Arc<Outq>, Vsn)> = HashMap::new();
     while let Some(message) = rx.recv().await {
+        if message.is_offer() {
+            offers.fetch_sub(1, Ordering::AcqRel);
+        }
         match message {
             ShardMessage::Add(sid, outq, vsn) => {
                 subscribers.insert(sid, (outq, vsn));
