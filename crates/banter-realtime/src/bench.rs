@@ -51,6 +51,8 @@ pub async fn fanout(
         viewer_count_interval: Duration::from_secs(3600),
         repair_interval: Duration::from_secs(3600),
         channel_mailbox: subscribers + count + 16,
+        // Every comment its own pass over the subscribers, as before pacing existed.
+        max_writes_per_second_per_viewer: 0,
         ..Default::default()
     };
 

@@ -16,6 +16,13 @@
 //! comments would otherwise cost every viewer one write each. So a flood costs each viewer one
 //! write per slot, and a sample does not wait for the hold to end.
 //!
+//! Under the budget a topic with many viewers on this node is paced
+//! (`RealtimeConfig::max_writes_per_second_per_viewer`): a comment event that comes sooner than
+//! one interval after the topic's last write to everyone is held until that interval is over and
+//! goes in one write with whatever came meanwhile. A comment after a quiet interval goes at once,
+//! so a slow video pays nothing, and a busy one costs each viewer a bounded number of writes a
+//! second instead of one per comment (the writes, not the bytes, are what a node runs out of).
+//!
 //! A `viewer_count` that moved rides with the topic's next broadcast (one write per socket, not
 //! two); when nothing is broadcast before the next tick, it goes alone then. So a viewer learns
 //! of a moved count within two ticks, and a storm of joins costs no extra write per viewer
@@ -136,6 +143,8 @@ pub(crate) struct Channel {
     /// When the oldest event held, and the oldest held for everyone, were held.
     held_since: Option<std::time::Instant>,
     everyone_since: Option<std::time::Instant>,
+    /// When comment events last went to everyone: where the pacing interval starts.
+    last_write: Option<std::time::Instant>,
     /// Presence changes since the last `presence_diff`, merged: a burst of joins is one diff
     /// per `HOLD` instead of one broadcast to every viewer per join.
     presence_diff: Option<Value>,
@@ -171,6 +180,7 @@ impl Channel {
             held: Vec::new(),
             held_since: None,
             everyone_since: None,
+            last_write: None,
             presence_diff: None,
             video,
             config,
@@ -497,7 +507,9 @@ impl Channel {
     /// back while the topic is over its budget (or big), so that the burst goes out together.
     fn emit(&mut self, to: Option<String>, event: &'static str, payload: Value) {
         let now = std::time::Instant::now();
-        let hot = self.over_budget(now) || self.is_big();
+        let hot = self.over_budget(now)
+            || self.is_big()
+            || self.paced_until().is_some_and(|until| now < until);
         if hot {
             self.held_since.get_or_insert(now);
         }
@@ -509,6 +521,7 @@ impl Channel {
             (true, Some(user)) => self.held.push(Held::Author(user, payload)),
             (false, None) => {
                 self.flush_held();
+                self.last_write = Some(now);
                 self.broadcast(event, payload);
             }
             (false, Some(user)) => {
@@ -523,18 +536,37 @@ impl Channel {
         self.sequence.has_pending()
     }
 
-    /// When what is held is due: the held comment events at [`HOLD`]'s deadline ([`FIRST_HOLD`]'s
-    /// for a big topic not over its budget), a presence diff alone `HOLD` after `now`.
+    /// When what is held is due: the held comment events at [`HOLD`]'s deadline while over the
+    /// budget ([`FIRST_HOLD`]'s for a big topic not over it), and for a paced topic not before
+    /// its interval is over; a presence diff alone `HOLD` after `now`.
     pub fn due(&self, now: std::time::Instant) -> Option<std::time::Instant> {
-        let hold = if self.is_big() && !self.over_budget(now) {
+        let Some(since) = self.everyone_since.or(self.held_since) else {
+            return self.presence_diff.is_some().then_some(now + HOLD);
+        };
+        let hold = if self.over_budget(now) {
+            HOLD
+        } else if self.is_big() {
             FIRST_HOLD
         } else {
-            HOLD
+            std::time::Duration::ZERO
         };
-        match self.everyone_since.or(self.held_since) {
-            Some(since) => Some(since + hold),
-            None => self.presence_diff.is_some().then_some(now + HOLD),
+        let due = since + hold;
+        match self.paced_until() {
+            Some(until) if self.everyone_since.is_some() => Some(due.max(until)),
+            _ => Some(due),
         }
+    }
+
+    /// Until when a paced topic's next comment event for everyone waits: one interval of
+    /// `max_writes_per_second_per_viewer` after its last write to everyone. `None`: not paced
+    /// (off, too few viewers on this node, or nothing written yet).
+    fn paced_until(&self) -> Option<std::time::Instant> {
+        let per_second = self.config.max_writes_per_second_per_viewer;
+        if per_second == 0 || self.fanout.len() < self.config.paced_topic_viewers.max(1) {
+            return None;
+        }
+        self.last_write
+            .map(|at| at + std::time::Duration::from_secs(1) / per_second)
     }
 
     /// Whether the topic skipped a comment within the last [`HOT_FOR`].
@@ -572,7 +604,9 @@ impl Channel {
     /// Sends what is held, in order: each run of broadcasts to everyone as one burst.
     pub fn flush_held(&mut self) {
         self.held_since = None;
-        self.everyone_since = None;
+        if self.everyone_since.take().is_some() {
+            self.last_write = Some(std::time::Instant::now());
+        }
         let mut burst: Vec<(&'static str, Value)> = Vec::new();
         for held in std::mem::take(&mut self.held) {
             match held {

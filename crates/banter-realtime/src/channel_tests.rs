@@ -933,6 +933,101 @@ async fn a_big_topic_holds_even_its_first_comments_so_a_flood_starts_in_one_writ
     assert_eq!(told(first.try_recv().expect("due")), vec![Told::Comment(6)]);
 }
 
+#[actix_rt::test]
+async fn a_paced_topic_sends_a_comment_at_once_then_what_follows_it_in_one_write_per_interval() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    let config = RealtimeConfig {
+        max_writes_per_second_per_viewer: 5,
+        paced_topic_viewers: 2,
+        // No slot's sample completes early: only the pacing decides.
+        max_comments_per_second_per_viewer: 0,
+        ..RealtimeConfig::default()
+    };
+    let interval = Duration::from_millis(200);
+    let mut channel = started(&store, &video, config).await;
+    let mut first = join_direct(&mut channel, 1, None).await;
+    channel.tick().await;
+    let mut events = commit(&store, &video, author, 6)
+        .await
+        .into_iter()
+        .map(|c| Command::Event(BusEvent::new(ChangeKind::Created, c)));
+    // One viewer: too few to pace; comments go at once, one write each.
+    channel.handle(events.next().unwrap()).await;
+    channel.handle(events.next().unwrap()).await;
+    assert_eq!(
+        told(first.try_recv().expect("at once")),
+        vec![Told::Comment(1)]
+    );
+    assert_eq!(
+        told(first.try_recv().expect("at once")),
+        vec![Told::Comment(2)]
+    );
+    let mut second = join_direct(&mut channel, 2, None).await;
+    while first.try_recv().is_some() {}
+    // Two viewers: paced. The last write was comment 2, so comment 3 waits for its interval.
+    let before = Instant::now();
+    channel.handle(events.next().unwrap()).await;
+    channel.handle(events.next().unwrap()).await;
+    assert_eq!(first.try_recv(), None, "held");
+    let due = channel.due(Instant::now()).expect("held");
+    assert!(
+        due <= before + interval,
+        "due once the interval since comment 2 is over"
+    );
+    channel.flush_if_due(due - Duration::from_millis(1));
+    assert_eq!(first.try_recv(), None, "not due yet");
+    channel.flush_if_due(due);
+    for viewer in [&mut first, &mut second] {
+        let offer = viewer.try_recv().expect("due: one write");
+        assert_eq!(told(offer), vec![Told::Comment(3), Told::Comment(4)]);
+        assert_eq!(viewer.try_recv(), None, "one write, not two");
+    }
+    // The flush was a write: the next comment waits a whole interval from it...
+    let flushed = Instant::now();
+    channel.handle(events.next().unwrap()).await;
+    assert_eq!(first.try_recv(), None, "held");
+    let due = channel.due(Instant::now()).expect("held");
+    assert!(
+        due >= flushed + interval - Duration::from_millis(1),
+        "a whole interval"
+    );
+    channel.flush_if_due(due);
+    assert_eq!(told(first.try_recv().expect("due")), vec![Told::Comment(5)]);
+    // ...and after a quiet interval a comment goes at once.
+    tokio::time::sleep(interval).await;
+    channel.handle(events.next().unwrap()).await;
+    assert_eq!(
+        told(first.try_recv().expect("at once")),
+        vec![Told::Comment(6)]
+    );
+    assert_eq!(channel.due(Instant::now()), None, "nothing held");
+}
+
+#[actix_rt::test]
+async fn pacing_off_sends_every_comment_of_a_big_topic_at_once() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    let config = RealtimeConfig {
+        max_writes_per_second_per_viewer: 0,
+        paced_topic_viewers: 1,
+        ..RealtimeConfig::default()
+    };
+    let mut channel = started(&store, &video, config).await;
+    let mut viewer = join_direct(&mut channel, 1, None).await;
+    channel.tick().await;
+    for comment in commit(&store, &video, author, 3).await {
+        let seq = comment.seq;
+        channel
+            .handle(Command::Event(BusEvent::new(ChangeKind::Created, comment)))
+            .await;
+        assert_eq!(
+            told(viewer.try_recv().expect("at once")),
+            vec![Told::Comment(seq)]
+        );
+    }
+}
+
 /// A channel of `video`, started, outside any actor: nothing runs unless the test calls it.
 async fn started(store: &Store, video: &VideoId, config: RealtimeConfig) -> Channel {
     let mut channel = Channel::new(

@@ -48,6 +48,14 @@ pub struct RealtimeConfig {
     /// gets a flood's first slot in one write instead of one write per comment. 0 (the
     /// default): off, every comment under the budget is sent at once.
     pub big_topic_viewers: usize,
+    /// Writes of comment events per second one viewer of a paced topic gets at most: a comment
+    /// that comes sooner than `1 / this` after the topic's last write to everyone waits for that
+    /// moment and goes in one write with whatever came meanwhile (`channel::Channel::paced_until`).
+    /// 0: off.
+    pub max_writes_per_second_per_viewer: u32,
+    /// Topics with at least this many viewers on this node are paced (see
+    /// `max_writes_per_second_per_viewer`); smaller ones send every comment at once.
+    pub paced_topic_viewers: usize,
     /// Minimum interval between `viewer_count` broadcasts of one topic: the tick at which a
     /// moved count is noticed. It then rides with the topic's next broadcast, or goes alone at
     /// the next tick.
@@ -95,6 +103,8 @@ impl Default for RealtimeConfig {
             max_recovery: 1000,
             max_comments_per_second_per_viewer: 20,
             big_topic_viewers: 0,
+            max_writes_per_second_per_viewer: 5,
+            paced_topic_viewers: 1000,
             viewer_count_interval: Duration::from_secs(1),
             repair_interval: Duration::from_secs(5),
             presence_heartbeat: Duration::from_secs(3),

@@ -153,6 +153,10 @@ pub struct Settings {
     /// With the budget on, a topic with this many viewers on the node holds its comments up to
     /// 10 ms so a flood's first ones go out together; 0: off.
     pub ws_big_topic_viewers: usize,
+    /// Comment writes per second one viewer of a paced topic gets at most; 0: off.
+    pub ws_max_writes_per_second_per_viewer: u32,
+    /// Topics with this many viewers on the node are paced.
+    pub ws_paced_topic_viewers: usize,
     pub presence_member_limit: usize,
     /// Seconds between a channel's re-reads of its tail (repairs lost bus messages).
     pub ws_repair_interval_secs: u64,
@@ -221,6 +225,8 @@ ws_outbox_capacity = 1024
 ws_outbox_bytes = 1048576
 ws_max_comments_per_second_per_viewer = 20
 ws_big_topic_viewers = 0
+ws_max_writes_per_second_per_viewer = 5
+ws_paced_topic_viewers = 1000
 presence_member_limit = 1000
 ws_repair_interval_secs = 5
 presence_node_timeout_secs = 15
@@ -444,6 +450,8 @@ impl Settings {
             outbox_bytes: self.ws_outbox_bytes,
             max_comments_per_second_per_viewer: self.ws_max_comments_per_second_per_viewer,
             big_topic_viewers: self.ws_big_topic_viewers,
+            max_writes_per_second_per_viewer: self.ws_max_writes_per_second_per_viewer,
+            paced_topic_viewers: self.ws_paced_topic_viewers,
             presence_member_limit: self.presence_member_limit,
             repair_interval: Duration::from_secs(self.ws_repair_interval_secs.max(1)),
             node_timeout: Duration::from_secs(self.presence_node_timeout_secs.max(1)),
@@ -538,6 +546,26 @@ mod tests {
         let on =
             Settings::load_from(None, env(&[("BANTER_WS_BIG_TOPIC_VIEWERS", "1000")])).unwrap();
         assert_eq!(on.realtime_config().big_topic_viewers, 1000);
+    }
+
+    #[test]
+    fn pacing_is_on_for_big_topics_by_default_and_can_be_turned_off() {
+        let default = Settings::load_from(None, env(&[]))
+            .unwrap()
+            .realtime_config();
+        assert_eq!(default.max_writes_per_second_per_viewer, 5);
+        assert_eq!(default.paced_topic_viewers, 1000);
+        let set = Settings::load_from(
+            None,
+            env(&[
+                ("BANTER_WS_MAX_WRITES_PER_SECOND_PER_VIEWER", "0"),
+                ("BANTER_WS_PACED_TOPIC_VIEWERS", "50"),
+            ]),
+        )
+        .unwrap()
+        .realtime_config();
+        assert_eq!(set.max_writes_per_second_per_viewer, 0);
+        assert_eq!(set.paced_topic_viewers, 50);
     }
 
     #[test]
