@@ -16,12 +16,12 @@
 //! comments would otherwise cost every viewer one write each. So a flood costs each viewer one
 //! write per slot, and a sample does not wait for the hold to end.
 //!
-//! Under the budget a topic with many viewers on this node is paced
-//! (`RealtimeConfig::max_writes_per_second_per_viewer`): a comment event that comes sooner than
-//! one interval after the topic's last write to everyone is held until that interval is over and
-//! goes in one write with whatever came meanwhile. A comment after a quiet interval goes at once,
-//! so a slow video pays nothing, and a busy one costs each viewer a bounded number of writes a
-//! second instead of one per comment (the writes, not the bytes, are what a node runs out of).
+//! Under the budget a topic with many viewers on this node is paced (`pace.rs`): a comment event
+//! that comes sooner than one interval after the topic's last write to everyone is held until
+//! that interval is over, or until the held events make a batch at the topic's recent rate, and
+//! goes in one write with them. A comment after a quiet interval goes at once, so a slow video
+//! pays nothing, and a busy one costs each viewer a bounded number of writes a second instead of
+//! one per comment (the writes, not the bytes, are what a node runs out of).
 //!
 //! A `viewer_count` that moved rides with the topic's next broadcast (one write per socket, not
 //! two); when nothing is broadcast before the next tick, it goes alone then. So a viewer learns
@@ -50,6 +50,7 @@ use crate::chat_state::ChatState;
 use crate::fanout::Fanout;
 pub(crate) use crate::fanout::Subscriber;
 use crate::metrics as m;
+use crate::pace::Pace;
 use crate::sequence::Sequence;
 use crate::topic_presence::TopicPresence;
 use crate::{RealtimeConfig, Refusal};
@@ -143,8 +144,10 @@ pub(crate) struct Channel {
     /// When the oldest event held, and the oldest held for everyone, were held.
     held_since: Option<std::time::Instant>,
     everyone_since: Option<std::time::Instant>,
-    /// When comment events last went to everyone: where the pacing interval starts.
-    last_write: Option<std::time::Instant>,
+    /// When comment events last went to everyone, and how many come a second (`pace.rs`).
+    pace: Pace,
+    /// Events for everyone held now.
+    held_everyone: usize,
     /// Presence changes since the last `presence_diff`, merged: a burst of joins is one diff
     /// per `HOLD` instead of one broadcast to every viewer per join.
     presence_diff: Option<Value>,
@@ -180,7 +183,11 @@ impl Channel {
             held: Vec::new(),
             held_since: None,
             everyone_since: None,
-            last_write: None,
+            pace: Pace::new(
+                config.max_writes_per_second_per_viewer,
+                config.paced_topic_viewers,
+            ),
+            held_everyone: 0,
             presence_diff: None,
             video,
             config,
@@ -504,24 +511,33 @@ impl Channel {
     }
 
     /// Sends a comment event to everyone (or, `to` a user, to that author's sockets only); held
-    /// back while the topic is over its budget (or big), so that the burst goes out together.
+    /// back while the topic is over its budget (or big), so that the burst goes out together, or
+    /// while it is paced (`pace.rs`), until its interval is over or the held make a batch.
     fn emit(&mut self, to: Option<String>, event: &'static str, payload: Value) {
         let now = std::time::Instant::now();
-        let hot = self.over_budget(now)
-            || self.is_big()
-            || self.paced_until().is_some_and(|until| now < until);
+        let holding = self.over_budget(now) || self.is_big();
+        let paced = !holding && self.paced_until().is_some_and(|until| now < until);
+        let hot = holding || paced;
         if hot {
             self.held_since.get_or_insert(now);
+        }
+        if to.is_none() {
+            self.pace.counted(now);
         }
         match (hot, to) {
             (true, None) => {
                 self.everyone_since.get_or_insert(now);
                 self.held.push(Held::Everyone(event, payload));
+                self.held_everyone += 1;
+                // Paced only: a whole batch goes without waiting for the interval to end.
+                if paced && self.held_everyone >= self.pace.batch() {
+                    self.flush_held();
+                }
             }
             (true, Some(user)) => self.held.push(Held::Author(user, payload)),
             (false, None) => {
                 self.flush_held();
-                self.last_write = Some(now);
+                self.pace.wrote(now);
                 self.broadcast(event, payload);
             }
             (false, Some(user)) => {
@@ -557,16 +573,9 @@ impl Channel {
         }
     }
 
-    /// Until when a paced topic's next comment event for everyone waits: one interval of
-    /// `max_writes_per_second_per_viewer` after its last write to everyone. `None`: not paced
-    /// (off, too few viewers on this node, or nothing written yet).
+    /// Until when a paced topic's next comment event for everyone waits (`Pace::until`).
     fn paced_until(&self) -> Option<std::time::Instant> {
-        let per_second = self.config.max_writes_per_second_per_viewer;
-        if per_second == 0 || self.fanout.len() < self.config.paced_topic_viewers.max(1) {
-            return None;
-        }
-        self.last_write
-            .map(|at| at + std::time::Duration::from_secs(1) / per_second)
+        self.pace.until(self.fanout.len())
     }
 
     /// Whether the topic skipped a comment within the last [`HOT_FOR`].
@@ -604,8 +613,9 @@ impl Channel {
     /// Sends what is held, in order: each run of broadcasts to everyone as one burst.
     pub fn flush_held(&mut self) {
         self.held_since = None;
+        self.held_everyone = 0;
         if self.everyone_since.take().is_some() {
-            self.last_write = Some(std::time::Instant::now());
+            self.pace.wrote(std::time::Instant::now());
         }
         let mut burst: Vec<(&'static str, Value)> = Vec::new();
         for held in std::mem::take(&mut self.held) {

@@ -934,7 +934,7 @@ async fn a_big_topic_holds_even_its_first_comments_so_a_flood_starts_in_one_writ
 }
 
 #[actix_rt::test]
-async fn a_paced_topic_sends_a_comment_at_once_then_what_follows_it_in_one_write_per_interval() {
+async fn a_paced_topic_sends_a_batch_at_once_and_a_lone_comment_when_its_interval_is_over() {
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
     let config = RealtimeConfig {
@@ -948,58 +948,53 @@ async fn a_paced_topic_sends_a_comment_at_once_then_what_follows_it_in_one_write
     let mut channel = started(&store, &video, config).await;
     let mut first = join_direct(&mut channel, 1, None).await;
     channel.tick().await;
-    let mut events = commit(&store, &video, author, 6)
+    let mut events = commit(&store, &video, author, 12)
         .await
         .into_iter()
         .map(|c| Command::Event(BusEvent::new(ChangeKind::Created, c)));
-    // One viewer: too few to pace; comments go at once, one write each.
-    channel.handle(events.next().unwrap()).await;
-    channel.handle(events.next().unwrap()).await;
-    assert_eq!(
-        told(first.try_recv().expect("at once")),
-        vec![Told::Comment(1)]
-    );
-    assert_eq!(
-        told(first.try_recv().expect("at once")),
-        vec![Told::Comment(2)]
-    );
+    // One viewer: too few to pace; comments go at once, one write each. With the two below,
+    // ten in this second: two per interval, so a batch is two.
+    for seq in 1..=8 {
+        channel.handle(events.next().unwrap()).await;
+        assert_eq!(
+            told(first.try_recv().expect("at once")),
+            vec![Told::Comment(seq)]
+        );
+    }
     let mut second = join_direct(&mut channel, 2, None).await;
     while first.try_recv().is_some() {}
-    // Two viewers: paced. The last write was comment 2, so comment 3 waits for its interval.
-    let before = Instant::now();
+    // Two viewers: paced. The last write was comment 8, so comment 9 waits...
     channel.handle(events.next().unwrap()).await;
+    assert_eq!(first.try_recv(), None, "held");
+    // ...for comment 10, which completes a batch: both go at once, in one write.
+    channel.handle(events.next().unwrap()).await;
+    for viewer in [&mut first, &mut second] {
+        let offer = viewer.try_recv().expect("a batch: at once");
+        assert_eq!(told(offer), vec![Told::Comment(9), Told::Comment(10)]);
+        assert_eq!(viewer.try_recv(), None, "one write, not two");
+    }
+    // A lone comment waits a whole interval from that write.
+    let wrote = Instant::now();
     channel.handle(events.next().unwrap()).await;
     assert_eq!(first.try_recv(), None, "held");
     let due = channel.due(Instant::now()).expect("held");
     assert!(
-        due <= before + interval,
-        "due once the interval since comment 2 is over"
+        due >= wrote + interval - Duration::from_millis(1) && due <= Instant::now() + interval,
+        "due when the interval since the batch is over"
     );
     channel.flush_if_due(due - Duration::from_millis(1));
     assert_eq!(first.try_recv(), None, "not due yet");
     channel.flush_if_due(due);
     for viewer in [&mut first, &mut second] {
         let offer = viewer.try_recv().expect("due: one write");
-        assert_eq!(told(offer), vec![Told::Comment(3), Told::Comment(4)]);
-        assert_eq!(viewer.try_recv(), None, "one write, not two");
+        assert_eq!(told(offer), vec![Told::Comment(11)]);
     }
-    // The flush was a write: the next comment waits a whole interval from it...
-    let flushed = Instant::now();
-    channel.handle(events.next().unwrap()).await;
-    assert_eq!(first.try_recv(), None, "held");
-    let due = channel.due(Instant::now()).expect("held");
-    assert!(
-        due >= flushed + interval - Duration::from_millis(1),
-        "a whole interval"
-    );
-    channel.flush_if_due(due);
-    assert_eq!(told(first.try_recv().expect("due")), vec![Told::Comment(5)]);
-    // ...and after a quiet interval a comment goes at once.
+    // After a quiet interval a comment goes at once.
     tokio::time::sleep(interval).await;
     channel.handle(events.next().unwrap()).await;
     assert_eq!(
         told(first.try_recv().expect("at once")),
-        vec![Told::Comment(6)]
+        vec![Told::Comment(12)]
     );
     assert_eq!(channel.due(Instant::now()), None, "nothing held");
 }

@@ -39,6 +39,7 @@ mod gateway;
 mod hub;
 pub mod metrics;
 mod outq;
+mod pace;
 mod presence;
 mod rebalance;
 mod recheck;
