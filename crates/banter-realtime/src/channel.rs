@@ -146,8 +146,6 @@ pub(crate) struct Channel {
     everyone_since: Option<std::time::Instant>,
     /// When comment events last went to everyone, and how many come a second (`pace.rs`).
     pace: Pace,
-    /// Events for everyone held now.
-    held_everyone: usize,
     /// Presence changes since the last `presence_diff`, merged: a burst of joins is one diff
     /// per `HOLD` instead of one broadcast to every viewer per join.
     presence_diff: Option<Value>,
@@ -187,7 +185,6 @@ impl Channel {
                 config.max_writes_per_second_per_viewer,
                 config.paced_topic_viewers,
             ),
-            held_everyone: 0,
             presence_diff: None,
             video,
             config,
@@ -528,9 +525,9 @@ impl Channel {
             (true, None) => {
                 self.everyone_since.get_or_insert(now);
                 self.held.push(Held::Everyone(event, payload));
-                self.held_everyone += 1;
-                // Paced only: a whole batch goes without waiting for the interval to end.
-                if paced && self.held_everyone >= self.pace.batch() {
+                // Paced only (events for an author alone are held only over the budget): a batch goes
+                // without waiting for the interval to end.
+                if paced && self.held.len() >= self.pace.batch() {
                     self.flush_held();
                 }
             }
@@ -613,7 +610,6 @@ impl Channel {
     /// Sends what is held, in order: each run of broadcasts to everyone as one burst.
     pub fn flush_held(&mut self) {
         self.held_since = None;
-        self.held_everyone = 0;
         if self.everyone_since.take().is_some() {
             self.pace.wrote(std::time::Instant::now());
         }
