@@ -95,7 +95,9 @@ try {
   if (await d.locator("#older").isHidden()) fail("no 'Load older comments' with 60 comments and a page of 50");
   while (await d.locator("#older").isVisible()) {
     await d.click("#load-older");
-    await d.waitForTimeout(200);
+    // The button is disabled while its page loads; a fixed pause raced a slow load into a
+    // second click on a button about to be hidden.
+    await d.waitForFunction(() => !document.querySelector("#load-older").disabled);
   }
   const all = await seqs(d);
   if (JSON.stringify(all) !== JSON.stringify([...Array(60).keys()].map((i) => i + 1)))
