@@ -1,16 +1,17 @@
 //! `DeliveryBudget`: how many new comments per second one viewer of a topic is sent, and which.
 //!
 //! Above the budget a topic stops sending every comment to every viewer. Time is cut into slots
-//! of [`SLOT`] by each comment's commit time (`created_at`, stored with the comment, so every node
-//! sees the same); in each slot the first `budget × SLOT` comments in `seq` order are sent and
-//! the rest skipped. The sample is a function of the comments alone, so every viewer on every
-//! node gets the same one (one thread for everyone). A slot never goes backwards: a comment
-//! stamped earlier than the current slot (clocks of two api nodes apart) counts in the current.
-//! A channel that starts in the middle of a slot agrees with the others from the next slot.
+//! (`RealtimeConfig::budget_slot`, 250 ms by default) by each comment's commit time
+//! (`created_at`, stored with the comment, so every node sees the same); in each slot the first
+//! `budget × slot` comments in `seq` order are sent and the rest skipped. The sample is a
+//! function of the comments alone, so every viewer on every node gets the same one (one thread
+//! for everyone). A slot never goes backwards: a comment stamped earlier than the current slot
+//! (clocks of two api nodes apart) counts in the current. A channel that starts in the middle
+//! of a slot agrees with the others from the next slot.
 //!
 //! What was skipped is said exactly: a run of skipped `seq`s becomes one `comments_skipped`
 //! marker `{from_seq, to_seq, count}`, sent in order before the next comment that is sent, or
-//! on the channel's tick once the run is [`FLUSH_AFTER`] old (a flood that stopped). Every
+//! on the channel's tick once the run is two slots old (a flood that stopped). Every
 //! `seq` a viewer owes is either sent or inside a marker; an author's own comments are sent to
 //! them even when skipped (they are inside the marker too).
 //!
@@ -20,12 +21,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-
-/// The budget's unit of time: a slot's quota is `budget × SLOT`, so a flood is sampled evenly
-/// over each second instead of in one burst at its start.
-pub const SLOT: Duration = Duration::from_millis(250);
-/// A run of skipped comments with no sent comment after it is announced after this long.
-pub const FLUSH_AFTER: Duration = Duration::from_millis(500);
 
 /// A run of consecutive skipped `seq`s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,17 +49,24 @@ pub(crate) struct Verdict {
 pub(crate) struct DeliveryBudget {
     /// Comments sent per slot; 0: no budget, every comment is sent.
     per_slot: u64,
+    /// The unit of time: a slot's quota is `budget × slot`, so a flood is sampled evenly over
+    /// each second instead of in one burst at its start, and each viewer of a flood gets one
+    /// write a slot.
+    slot_len: Duration,
     slot: i64,
     sent_in_slot: u64,
     run: Option<(Skipped, Instant)>,
 }
 
 impl DeliveryBudget {
-    /// A budget of `per_second` comments per viewer (0: off).
-    pub fn new(per_second: u32) -> Self {
-        let per_slot = (u64::from(per_second) * SLOT.as_millis() as u64).div_ceil(1000);
+    /// A budget of `per_second` comments per viewer (0: off), sampled per `slot` (at least 1 ms;
+    /// the settings refuse a zero one at start).
+    pub fn new(per_second: u32, slot: Duration) -> Self {
+        let slot = slot.max(Duration::from_millis(1));
+        let per_slot = (u64::from(per_second) * slot.as_millis() as u64).div_ceil(1000);
         Self {
             per_slot,
+            slot_len: slot,
             slot: i64::MIN,
             sent_in_slot: 0,
             run: None,
@@ -88,7 +90,7 @@ impl DeliveryBudget {
                 send: true,
             };
         }
-        let slot = (created_at.unix_timestamp_nanos() / SLOT.as_nanos() as i128) as i64;
+        let slot = (created_at.unix_timestamp_nanos() / self.slot_len.as_nanos() as i128) as i64;
         if slot > self.slot {
             self.slot = slot;
             self.sent_in_slot = 0;
@@ -129,10 +131,17 @@ impl DeliveryBudget {
         }
     }
 
-    /// The open run of skipped comments, if it began at least [`FLUSH_AFTER`] before `now`.
+    /// A run of skipped comments with no sent comment after it is announced after this long:
+    /// two slots, so that in a flood the next slot's sample announces it.
+    pub fn flush_after(&self) -> Duration {
+        self.slot_len * 2
+    }
+
+    /// The open run of skipped comments, if it began at least [`Self::flush_after`] before
+    /// `now`.
     pub fn flush_due(&mut self, now: Instant) -> Option<Skipped> {
         match self.run {
-            Some((_, since)) if now.duration_since(since) >= FLUSH_AFTER => {
+            Some((_, since)) if now.duration_since(since) >= self.flush_after() => {
                 self.run.take().map(|(run, _)| run)
             }
             _ => None,
@@ -144,11 +153,12 @@ impl DeliveryBudget {
     /// whatever the budget (the joiner's own).
     pub fn sample<T>(
         per_second: u32,
+        slot: Duration,
         comments: Vec<T>,
         key: impl Fn(&T) -> (i64, OffsetDateTime),
         keep: impl Fn(&T) -> bool,
     ) -> (Vec<T>, Vec<Skipped>) {
-        let mut budget = DeliveryBudget::new(per_second);
+        let mut budget = DeliveryBudget::new(per_second, slot);
         let mut sent = Vec::new();
         let mut runs = Vec::new();
         for comment in comments {
@@ -168,13 +178,20 @@ impl DeliveryBudget {
 mod tests {
     use super::*;
 
+    /// The slot these tests count in (20/s: 5 a slot).
+    const QUARTER: Duration = Duration::from_millis(250);
+
     fn at(ms: i64) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap()
     }
 
     /// Runs a stream of `(seq, commit ms)` through a budget; returns the sent seqs and markers.
     fn run(per_second: u32, stream: &[(i64, i64)]) -> (Vec<i64>, Vec<Skipped>) {
-        let mut budget = DeliveryBudget::new(per_second);
+        run_in(QUARTER, per_second, stream)
+    }
+
+    fn run_in(slot: Duration, per_second: u32, stream: &[(i64, i64)]) -> (Vec<i64>, Vec<Skipped>) {
+        let mut budget = DeliveryBudget::new(per_second, slot);
         let mut sent = Vec::new();
         let mut markers = Vec::new();
         for &(seq, ms) in stream {
@@ -221,6 +238,25 @@ mod tests {
     }
 
     #[test]
+    fn a_longer_slot_sends_the_same_rate_in_half_as_many_bursts() {
+        // The same flood as above, sampled per half-second: 10 a slot, one run after each.
+        let stream: Vec<(i64, i64)> = (1..=2000).map(|s| (s, 10_000 + s - 1)).collect();
+        let (sent, markers) = run_in(Duration::from_millis(500), 20, &stream);
+        assert_eq!(sent.len(), 40, "the same 20 a second");
+        assert_eq!(markers.len(), 4, "4 slots instead of 8");
+        let firsts: Vec<i64> = (0..4).map(|slot| 1 + slot * 500).collect();
+        for first in firsts {
+            assert_eq!(
+                sent.iter()
+                    .filter(|&&s| (first..first + 10).contains(&s))
+                    .count(),
+                10,
+                "the slot's first 10 from seq {first}"
+            );
+        }
+    }
+
+    #[test]
     fn two_budgets_fed_the_same_comments_send_the_same_sample() {
         let stream: Vec<(i64, i64)> = (1..=3000).map(|s| (s, 50_000 + s * 7 / 10)).collect();
         assert_eq!(run(20, &stream), run(20, &stream));
@@ -253,13 +289,18 @@ mod tests {
 
     #[test]
     fn an_open_run_is_flushed_after_a_while_and_not_before() {
-        let mut budget = DeliveryBudget::new(4); // one per slot
+        let mut budget = DeliveryBudget::new(4, QUARTER); // one per slot
         assert!(budget.admit(1, at(0)).send);
         assert!(!budget.admit(2, at(1)).send);
         assert!(!budget.admit(3, at(2)).send);
         let now = Instant::now();
         assert_eq!(budget.flush_due(now), None);
-        let flushed = budget.flush_due(now + FLUSH_AFTER).unwrap();
+        assert_eq!(
+            budget.flush_due(now + QUARTER),
+            None,
+            "the next slot may announce it"
+        );
+        let flushed = budget.flush_due(now + QUARTER * 2).unwrap();
         assert_eq!(
             flushed,
             Skipped {
@@ -268,7 +309,7 @@ mod tests {
                 count: 2
             }
         );
-        assert_eq!(budget.flush_due(now + FLUSH_AFTER * 2), None);
+        assert_eq!(budget.flush_due(now + QUARTER * 4), None);
     }
 
     #[test]
@@ -280,8 +321,13 @@ mod tests {
     #[test]
     fn a_replay_keeps_the_joiners_own_comments_and_lists_every_skipped_run() {
         let comments: Vec<(i64, i64)> = (11..=110).map(|s| (s, 0)).collect();
-        let (sent, runs) =
-            DeliveryBudget::sample(20, comments, |&(s, ms)| (s, at(ms)), |&(s, _)| s == 50);
+        let (sent, runs) = DeliveryBudget::sample(
+            20,
+            QUARTER,
+            comments,
+            |&(s, ms)| (s, at(ms)),
+            |&(s, _)| s == 50,
+        );
         let seqs: Vec<i64> = sent.iter().map(|c| c.0).collect();
         assert_eq!(seqs, vec![11, 12, 13, 14, 15, 50]);
         assert_eq!(

@@ -176,7 +176,10 @@ impl Channel {
             store,
             chat: None,
             presence: TopicPresence::new(video.clone(), config.clone()),
-            budget: DeliveryBudget::new(config.max_comments_per_second_per_viewer),
+            budget: DeliveryBudget::new(
+                config.max_comments_per_second_per_viewer,
+                config.budget_slot,
+            ),
             hot_until: None,
             held: Vec::new(),
             held_since: None,
@@ -387,6 +390,7 @@ impl Channel {
                 let own = subscriber.member.as_ref().map(|(id, _)| id.clone());
                 DeliveryBudget::sample(
                     self.config.max_comments_per_second_per_viewer,
+                    self.config.budget_slot,
                     comments,
                     |c| (c.seq, c.created_at),
                     |c| own.as_deref() == Some(c.user_id.to_string().as_str()),

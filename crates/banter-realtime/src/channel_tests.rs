@@ -111,6 +111,17 @@ fn every_comment() -> RealtimeConfig {
     }
 }
 
+/// The slot the budget tests count in: at the default 20/s, 5 a slot.
+const QUARTER: Duration = Duration::from_millis(250);
+
+/// The default configuration with a quarter-second budget slot (5 comments a slot).
+fn budgeted() -> RealtimeConfig {
+    RealtimeConfig {
+        budget_slot: QUARTER,
+        ..Default::default()
+    }
+}
+
 /// Starts the channel actor of `video`; the receiver completes when it stops.
 fn start(
     store: &Store,
@@ -567,8 +578,8 @@ async fn over_the_budget_two_nodes_send_the_same_sample_and_markers_cover_every_
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
     // Two nodes' channels of one topic, fed the same bus events.
-    let (node_a, _a) = start(&store, &video, RealtimeConfig::default());
-    let (node_b, _b) = start(&store, &video, RealtimeConfig::default());
+    let (node_a, _a) = start(&store, &video, budgeted());
+    let (node_b, _b) = start(&store, &video, budgeted());
     let mut viewer_a = join_anonymous(&node_a).await;
     let mut viewer_b = join_anonymous(&node_b).await;
     let mut own = join_member(&node_a, 2, author).await;
@@ -576,7 +587,7 @@ async fn over_the_budget_two_nodes_send_the_same_sample_and_markers_cover_every_
     let mut committed = Vec::new();
     for _ in 0..3 {
         committed.extend(commit(&store, &video, author, 20).await);
-        tokio::time::sleep(crate::budget::SLOT + Duration::from_millis(10)).await;
+        tokio::time::sleep(QUARTER + Duration::from_millis(10)).await;
     }
     for node in [&node_a, &node_b] {
         for comment in &committed {
@@ -640,7 +651,7 @@ async fn a_recovery_over_the_budget_replays_a_sample_and_lists_what_it_skipped()
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
     commit(&store, &video, author, 60).await;
-    let (tx, _done) = start(&store, &video, RealtimeConfig::default());
+    let (tx, _done) = start(&store, &video, budgeted());
     let (_frames, ok) = join_since(&tx, Some(0)).await;
     let replayed: Vec<i64> = ok.response["comments"]
         .as_array()
@@ -814,7 +825,7 @@ fn events_of(offer: bytes::Bytes) -> Vec<(String, Option<i64>)> {
 async fn no_timer_cuts_a_slots_sample_in_two_and_authors_still_get_theirs() {
     let (store, author, _dir) = store().await;
     let video = VideoId::parse("v").unwrap();
-    let mut channel = started(&store, &video, RealtimeConfig::default()).await;
+    let mut channel = started(&store, &video, budgeted()).await;
     let mut viewer = join_direct(&mut channel, 1, None).await;
     let member = Some((author.to_string(), "alice".to_owned()));
     let mut own = join_direct(&mut channel, 2, member).await;
@@ -823,7 +834,7 @@ async fn no_timer_cuts_a_slots_sample_in_two_and_authors_still_get_theirs() {
     // in the next slot.
     let mut comments = committed_at_once(commit(&store, &video, author, 15).await);
     for comment in &mut comments[10..] {
-        comment.created_at += crate::budget::SLOT;
+        comment.created_at += QUARTER;
     }
     let mut events = comments
         .into_iter()
@@ -874,7 +885,7 @@ async fn a_big_topic_holds_even_its_first_comments_so_a_flood_starts_in_one_writ
     let video = VideoId::parse("v").unwrap();
     let config = RealtimeConfig {
         big_topic_viewers: 2,
-        ..RealtimeConfig::default()
+        ..budgeted()
     };
     let mut channel = started(&store, &video, config).await;
     let mut first = join_direct(&mut channel, 1, None).await;
@@ -920,7 +931,7 @@ async fn a_big_topic_holds_even_its_first_comments_so_a_flood_starts_in_one_writ
     }
     // A comment that does not complete a sample goes when FIRST_HOLD is over.
     let mut next_slot = commit(&store, &video, author, 1).await;
-    next_slot[0].created_at += crate::budget::SLOT;
+    next_slot[0].created_at += QUARTER;
     let held_at = Instant::now();
     channel
         .handle(Command::Event(BusEvent::new(
@@ -1042,6 +1053,43 @@ fn committed_at_once(mut comments: Vec<Comment>) -> Vec<Comment> {
         comment.created_at = at;
     }
     comments
+}
+
+#[actix_rt::test]
+async fn the_configured_slot_sets_how_many_of_a_flood_one_write_carries() {
+    let (store, author, _dir) = store().await;
+    let video = VideoId::parse("v").unwrap();
+    for (slot_ms, sample) in [(250, 5), (500, 10)] {
+        let config = RealtimeConfig {
+            budget_slot: Duration::from_millis(slot_ms),
+            ..Default::default()
+        };
+        let mut channel = started(&store, &video, config).await;
+        let mut viewer = join_direct(&mut channel, 1, None).await;
+        channel.tick().await;
+        while viewer.try_recv().is_some() {}
+        // Twelve comments in one slot, over the default 20/s either way.
+        let comments = committed_at_once(commit(&store, &video, author, 12).await);
+        let first = comments[0].seq;
+        for comment in comments {
+            channel
+                .handle(Command::Event(BusEvent::new(ChangeKind::Created, comment)))
+                .await;
+        }
+        channel.flush_if_due(Instant::now() + HOLD * 2);
+        let mut sent = Vec::new();
+        while let Some(offer) = viewer.try_recv() {
+            sent.extend(told(offer).into_iter().filter_map(|t| match t {
+                Told::Comment(seq) => Some(seq),
+                Told::Skipped(..) => None,
+            }));
+        }
+        assert_eq!(
+            sent,
+            (first..first + sample).collect::<Vec<_>>(),
+            "a {slot_ms} ms slot sends its first {sample}"
+        );
+    }
 }
 
 #[actix_rt::test]

@@ -43,6 +43,12 @@ pub struct RealtimeConfig {
     /// New comments per second one viewer of a topic is sent; above it a topic sends the same
     /// sample to everyone and `comments_skipped` markers for the rest (`budget.rs`). 0: off.
     pub max_comments_per_second_per_viewer: u32,
+    /// The budget's unit of time (`budget.rs`): over the budget each slot's first
+    /// `budget × slot` comments (by commit time) are the sample, and each viewer gets them in
+    /// one write. Longer: fewer writes per viewer a second (the node's cost) but more comments
+    /// in each; shorter: the sample spread more evenly and sooner. Every node must use the
+    /// same, for the same sample. Not zero.
+    pub budget_slot: Duration,
     /// With the budget on, a topic with at least this many viewers on this node holds even the
     /// comments under its budget for up to 10 ms (`channel::FIRST_HOLD`), so that each viewer
     /// gets a flood's first slot in one write instead of one write per comment. 0 (the
@@ -102,6 +108,7 @@ impl Default for RealtimeConfig {
             recovery_window: 1000,
             max_recovery: 1000,
             max_comments_per_second_per_viewer: 20,
+            budget_slot: Duration::from_millis(250),
             big_topic_viewers: 0,
             max_writes_per_second_per_viewer: 5,
             paced_topic_viewers: 1000,

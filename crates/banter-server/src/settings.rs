@@ -150,6 +150,8 @@ pub struct Settings {
     /// New comments per second one viewer of a topic is sent before the topic samples and
     /// marks the rest `comments_skipped`; 0 sends every comment.
     pub ws_max_comments_per_second_per_viewer: u32,
+    /// The budget's slot: over the budget each viewer gets one write a slot (not zero).
+    pub ws_budget_slot_ms: u64,
     /// With the budget on, a topic with this many viewers on the node holds its comments up to
     /// 10 ms so a flood's first ones go out together; 0: off.
     pub ws_big_topic_viewers: usize,
@@ -224,6 +226,7 @@ ws_idle_timeout_secs = 60
 ws_outbox_capacity = 1024
 ws_outbox_bytes = 1048576
 ws_max_comments_per_second_per_viewer = 20
+ws_budget_slot_ms = 250
 ws_big_topic_viewers = 0
 ws_max_writes_per_second_per_viewer = 5
 ws_paced_topic_viewers = 1000
@@ -324,6 +327,9 @@ impl Settings {
                 "set BANTER_REDIS_URL (one Redis) or BANTER_REDIS_CLUSTER_URLS (a Redis Cluster), \
                  not both"
             );
+        }
+        if !(1..=60_000).contains(&self.ws_budget_slot_ms) {
+            bail!("BANTER_WS_BUDGET_SLOT_MS must be between 1 and 60000 (milliseconds)");
         }
         let policy = self.jwks_policy();
         if policy.min_ttl > policy.max_ttl {
@@ -449,6 +455,7 @@ impl Settings {
             outbox_capacity: self.ws_outbox_capacity,
             outbox_bytes: self.ws_outbox_bytes,
             max_comments_per_second_per_viewer: self.ws_max_comments_per_second_per_viewer,
+            budget_slot: Duration::from_millis(self.ws_budget_slot_ms),
             big_topic_viewers: self.ws_big_topic_viewers,
             max_writes_per_second_per_viewer: self.ws_max_writes_per_second_per_viewer,
             paced_topic_viewers: self.ws_paced_topic_viewers,
@@ -546,6 +553,26 @@ mod tests {
         let on =
             Settings::load_from(None, env(&[("BANTER_WS_BIG_TOPIC_VIEWERS", "1000")])).unwrap();
         assert_eq!(on.realtime_config().big_topic_viewers, 1000);
+    }
+
+    #[test]
+    fn the_budget_slot_is_a_quarter_second_by_default_settable_and_never_zero() {
+        let default = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(
+            default.realtime_config().budget_slot,
+            Duration::from_millis(250)
+        );
+        let set = Settings::load_from(None, env(&[("BANTER_WS_BUDGET_SLOT_MS", "500")])).unwrap();
+        assert_eq!(
+            set.realtime_config().budget_slot,
+            Duration::from_millis(500)
+        );
+        let zero = Settings::load_from(None, env(&[("BANTER_WS_BUDGET_SLOT_MS", "0")]))
+            .expect_err("a zero slot is refused");
+        assert!(
+            format!("{zero:#}").contains("BANTER_WS_BUDGET_SLOT_MS"),
+            "{zero:#}"
+        );
     }
 
     #[test]
