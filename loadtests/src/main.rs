@@ -68,8 +68,9 @@ enum Command {
         chart: Option<PathBuf>,
     },
     /// Cut a report's run into windows at the given Unix seconds (`--at during=1765000000
-    /// --at after=1765000042`) and print each window's deliveries, reconnects and delivery
-    /// percentiles (for "before, during and after" an event such as a rolling restart).
+    /// --at after=1765000042`) and print each window's deliveries, reconnects, and delivery and
+    /// acknowledgement percentiles (for "before, during and after" an event such as a rolling
+    /// restart, or a flood's first second).
     Windows {
         report: PathBuf,
         #[arg(long = "at", value_name = "NAME=UNIX")]

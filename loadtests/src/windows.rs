@@ -1,6 +1,6 @@
 //! A report's run cut into time windows (before, during and after an event such as a rolling
-//! restart): each window's deliveries, reconnects and delivery latency percentiles, from the
-//! per-second intervals' histograms merged exactly.
+//! restart): each window's deliveries, reconnects, and delivery and acknowledgement latency
+//! percentiles, from the per-second intervals' histograms merged exactly.
 //!
 //! Kept out: running anything (`run.rs`), the whole-run summary (`report.rs`).
 
@@ -20,6 +20,8 @@ pub struct Window {
     pub reconnects: u64,
     pub disconnects: u64,
     pub delivery: Latency,
+    /// Acknowledgements of the posts answered in the window.
+    pub ack: Latency,
 }
 
 /// Cuts the run at `cuts` (name, Unix second at which that window starts, ascending); the
@@ -40,6 +42,7 @@ pub fn windows(series: &[Interval], cuts: &[(String, u64)]) -> Vec<Window> {
             reconnects: 0,
             disconnects: 0,
             delivery: Latency::default(),
+            ack: Latency::default(),
         };
         // An interval's `unix` is the end of its second: it belongs to the window it ended in.
         for i in series.iter().filter(|i| i.unix > *from && i.unix <= to) {
@@ -50,22 +53,28 @@ pub fn windows(series: &[Interval], cuts: &[(String, u64)]) -> Vec<Window> {
             if let Some(l) = i.latency.get("delivery") {
                 w.delivery.add(l);
             }
+            if let Some(l) = i.latency.get("ack") {
+                w.ack.add(l);
+            }
         }
         out.push(w);
     }
     out
 }
 
-/// The windows as a table.
+/// The windows as a table (the acknowledgement columns last, so that readers of the earlier
+/// columns keep working).
 pub fn table(windows: &[Window]) -> String {
     let mut s = String::from(
-        "window     deliveries  acked  reconnects  disconnects  delivery p50 ms  p99 ms  p99.9 ms\n",
+        "window     deliveries  acked  reconnects  disconnects  delivery p50 ms  p99 ms  p99.9 ms  \
+         ack p50 ms  ack p99 ms\n",
     );
     for w in windows {
         let d = w.delivery.summary();
+        let a = w.ack.summary();
         let _ = writeln!(
             s,
-            "{:<10} {:>10}  {:>5}  {:>10}  {:>11}  {:>15.1}  {:>6.1}  {:>8.1}",
+            "{:<10} {:>10}  {:>5}  {:>10}  {:>11}  {:>15.1}  {:>6.1}  {:>8.1}  {:>10.1}  {:>10.1}",
             w.name,
             w.deliveries,
             w.acked,
@@ -73,7 +82,9 @@ pub fn table(windows: &[Window]) -> String {
             w.disconnects,
             d.p50_ms,
             d.p99_ms,
-            d.p999_ms
+            d.p999_ms,
+            a.p50_ms,
+            a.p99_ms
         );
     }
     s
@@ -88,6 +99,11 @@ mod tests {
         for ms in delivery_ms {
             latency.record_us(ms * 1000);
         }
+        // Each post acknowledged in a tenth of its deliveries' time.
+        let mut ack = Latency::default();
+        for ms in delivery_ms {
+            ack.record_us(ms * 100);
+        }
         let mut i = Interval {
             unix,
             deliveries: delivery_ms.len() as u64,
@@ -95,6 +111,7 @@ mod tests {
             ..Interval::default()
         };
         i.latency.insert("delivery".into(), latency);
+        i.latency.insert("ack".into(), ack);
         i
     }
 
@@ -115,6 +132,13 @@ mod tests {
         assert_eq!((w[1].reconnects, w[2].reconnects), (7, 1));
         assert!((w[0].delivery.summary().p99_ms - 10.0).abs() < 0.1);
         assert!((w[1].delivery.summary().p50_ms - 500.0).abs() < 1.0);
-        assert!(table(&w).contains("during"));
+        assert!((w[1].ack.summary().p99_ms - 50.0).abs() < 0.1);
+        assert!((w[2].ack.summary().p99_ms - 2.0).abs() < 0.1);
+        let table = table(&w);
+        assert!(table.contains("during"));
+        assert!(
+            table.lines().next().unwrap().ends_with("ack p99 ms"),
+            "{table}"
+        );
     }
 }
