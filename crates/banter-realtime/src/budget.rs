@@ -133,7 +133,7 @@ impl DeliveryBudget {
 
     /// A run of skipped comments with no sent comment after it is announced after this long:
     /// two slots, so that in a flood the next slot's sample announces it.
-    pub fn flush_after(&self) -> Duration {
+    fn flush_after(&self) -> Duration {
         self.slot_len * 2
     }
 

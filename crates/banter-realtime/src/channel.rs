@@ -529,8 +529,8 @@ impl Channel {
             (true, None) => {
                 self.everyone_since.get_or_insert(now);
                 self.held.push(Held::Everyone(event, payload));
-                // Paced only (events for an author alone are held only over the budget): a batch goes
-                // without waiting for the interval to end.
+                // Paced only (events for an author alone are held only over the budget): a batch
+                // goes without waiting for the interval to end.
                 if paced && self.held.len() >= self.pace.batch() {
                     self.flush_held();
                 }
