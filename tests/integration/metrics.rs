@@ -85,6 +85,13 @@ async fn metrics_follow_sockets_joins_requests_and_limits() {
     );
     assert_eq!(value(&text, "banter_ws_messages_in_total"), Some(4.0));
     assert!(value(&text, "banter_ws_messages_out_total").unwrap() >= 4.0);
+    // The socket's session was checked alive (then cached for its join and posts).
+    let session_reads = value(&text, "banter_db_session_reads_total").unwrap();
+    let session_checks = value(&text, "banter_db_session_checks_total").unwrap();
+    assert!(
+        session_reads >= 1.0 && session_checks >= session_reads,
+        "{session_reads} reads, {session_checks} checks"
+    );
     assert_eq!(
         value(
             &text,
@@ -164,6 +171,8 @@ async fn every_documented_series_is_there_from_the_start() {
         "banter_rate_limited_total{limit=\"password_hashes_in_flight\"}",
         "banter_db_replicas_healthy",
         "banter_db_read_fallbacks_total",
+        "banter_db_session_reads_total",
+        "banter_db_session_checks_total",
     ] {
         assert_eq!(
             value(&text, series),

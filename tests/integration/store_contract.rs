@@ -443,3 +443,85 @@ async fn a_revoked_device_is_no_longer_a_principal(app: TestApp) {
         "a deactivated user is never a principal"
     );
 }
+
+both_backends!(sessions_checked_together_each_get_their_own_answer);
+/// Session checks asked at once are read together (a few queries, not one each), and each still
+/// gets its own session's answer: alive, ended, revoked, deactivated, unknown, or the same
+/// session asked twice in one batch.
+async fn sessions_checked_together_each_get_their_own_answer(app: TestApp) {
+    let primary = app.store.primary();
+    let now = OffsetDateTime::now_utc();
+    let device = DeviceId::parse("phone").unwrap();
+    let mut sessions = Vec::new();
+    for n in 0..30 {
+        let owner = user(&app.store, &format!("crowd{n}")).await;
+        primary
+            .upsert_device(owner, &device, serde_json::json!({}), now)
+            .await
+            .unwrap();
+        let hash = format!("crowd-token-{n}");
+        let session = primary
+            .insert_refresh_token(NewRefreshToken {
+                token_hash: &hash,
+                user_id: owner,
+                device_id: &device,
+                family_id: None,
+                expires_at: now + time::Duration::hours(1),
+            })
+            .await
+            .unwrap();
+        let alive = match n % 4 {
+            0 => true,
+            1 => primary.revoke_token_family(&hash).await.unwrap().is_none(),
+            2 => !primary.revoke_device(owner, &device, now).await.unwrap(),
+            _ => {
+                primary
+                    .update_standing(owner, None, Some(false))
+                    .await
+                    .unwrap();
+                false
+            }
+        };
+        sessions.push((owner, session, alive));
+    }
+    let mut asks = Vec::new();
+    for &(owner, session, alive) in &sessions {
+        for _ in 0..3 {
+            asks.push((owner, session, alive.then_some(owner)));
+        }
+        asks.push((owner, uuid::Uuid::now_v7(), None)); // not a session of theirs
+    }
+    let before = primary.session_read_stats();
+    let answers = futures_util::future::join_all(asks.iter().map(|(owner, session, _)| {
+        let device = device.clone();
+        async move {
+            primary
+                .active_principal(*owner, &device, *session)
+                .await
+                .unwrap()
+                .map(|u| u.id)
+        }
+    }))
+    .await;
+    for ((owner, session, expected), answer) in asks.iter().zip(&answers) {
+        assert_eq!(answer, expected, "user {owner}, session {session}");
+    }
+    let after = primary.session_read_stats();
+    let queries = after.queries - before.queries;
+    assert!(
+        queries * 4 <= asks.len() as u64,
+        "{} checks asked at once took {queries} queries",
+        asks.len()
+    );
+    assert!(after.sessions - before.sessions <= asks.len() as u64);
+
+    // A failed read answers every check in it with the error.
+    app.store.close().await;
+    let failed = futures_util::future::join_all(
+        sessions
+            .iter()
+            .map(|(owner, session, _)| primary.active_principal(*owner, &device, *session)),
+    )
+    .await;
+    assert!(failed.iter().all(Result::is_err), "{failed:?}");
+}

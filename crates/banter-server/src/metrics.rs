@@ -28,6 +28,11 @@ pub const DB_REPLICAS_HEALTHY: &str = "banter_db_replicas_healthy";
 pub const DB_READS: &str = "banter_db_reads_total";
 /// Replica reads that failed and were retried on the primary (counter).
 pub const DB_FALLBACKS: &str = "banter_db_read_fallbacks_total";
+/// Queries that checked whether sessions are alive (counter); each checks every session asked
+/// while the one before it ran (`banter_store`'s `session_reads`).
+pub const DB_SESSION_READS: &str = "banter_db_session_reads_total";
+/// Sessions those queries checked (counter): over `DB_SESSION_READS`, the mean batch.
+pub const DB_SESSION_CHECKS: &str = "banter_db_session_checks_total";
 /// 1 while this node drains (after SIGTERM), 0 otherwise (gauge).
 pub const DRAINING: &str = "banter_draining";
 
@@ -83,6 +88,16 @@ fn describe() {
         }
     }
     metrics::counter!(DB_FALLBACKS).increment(0);
+    metrics::counter!(DB_SESSION_READS).increment(0);
+    metrics::counter!(DB_SESSION_CHECKS).increment(0);
+    describe_counter!(
+        DB_SESSION_READS,
+        "Queries that checked sessions alive (each checks those asked together)."
+    );
+    describe_counter!(
+        DB_SESSION_CHECKS,
+        "Sessions checked alive by those queries."
+    );
     metrics::gauge!(DRAINING).set(0.0);
     describe_gauge!(DRAINING, "1 while this node drains after SIGTERM.");
     metrics::counter!(banter_api::COMMENTS_COMMITTED_METRIC).increment(0);
@@ -172,6 +187,9 @@ fn sample_store(store: &Store) {
     metrics::counter!(DB_READS, "pool" => "replica").absolute(stats.replica);
     metrics::counter!(DB_READS, "pool" => "primary").absolute(stats.primary);
     metrics::counter!(DB_FALLBACKS).absolute(stats.fallbacks);
+    let sessions = store.primary().session_read_stats();
+    metrics::counter!(DB_SESSION_READS).absolute(sessions.queries);
+    metrics::counter!(DB_SESSION_CHECKS).absolute(sessions.sessions);
 }
 
 #[get("/metrics")]

@@ -10,7 +10,8 @@
 //! cannot put it back (the generation check). The REST API does not use it: a request reads
 //! the primary every time.
 //!
-//! Kept out: what makes a session alive (`banter_store`'s `active_principal`).
+//! Kept out: what makes a session alive (`banter_store`'s `active_principal`, which reads the
+//! misses that arrive together in one query).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,8 @@ use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::backend::on_pool;
+use crate::backend::{Pool, on_pool};
+use crate::session_reads::SessionKey;
 use crate::users::UserRow;
 use crate::{PrimaryPool, StoreError};
 
@@ -38,6 +39,8 @@ impl TryFrom<DeviceRow> for Device {
 
 #[derive(sqlx::FromRow)]
 struct PrincipalRow {
+    /// Which of the asked sessions this row answers.
+    i: i64,
     #[sqlx(flatten)]
     user: UserRow,
     device_active: Option<bool>,
@@ -125,7 +128,8 @@ impl PrimaryPool {
     /// The user behind an access token, if the account is active, the device has not been
     /// revoked and the token's session (its refresh-token family) has not ended: logout,
     /// revocation of the device, a password change elsewhere and detected refresh-token reuse
-    /// all end a session. Read on the primary so any of them takes effect at once.
+    /// all end a session. Read on the primary so any of them takes effect at once, in one query
+    /// with the other sessions asked meanwhile (`session_reads.rs`).
     #[tracing::instrument(name = "db.active_principal", skip_all, fields(db.pool = "primary", otel.kind = "client"))]
     pub async fn active_principal(
         &self,
@@ -133,25 +137,55 @@ impl PrimaryPool {
         device_id: &DeviceId,
         session_id: Uuid,
     ) -> Result<Option<User>, StoreError> {
-        const SQL: &str = "SELECT u.id, u.email, u.username, u.role, u.is_active, u.last_login_at, u.created_at, u.updated_at, \
-             d.is_active AS device_active, \
-             EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = $3 AND t.user_id = u.id \
-                     AND t.device_id = $2 AND t.revoked_at IS NULL) AS session_active \
-             FROM users u LEFT JOIN user_devices d ON d.user_id = u.id AND d.device_id = $2 WHERE u.id = $1";
-        let row = on_pool!(self.reads(), |p| {
-            sqlx::query_as::<_, PrincipalRow>(SQL)
-                .bind(user_id.as_uuid())
-                .bind(device_id.as_ref())
-                .bind(session_id)
-                .fetch_optional(p)
-                .await
-        })?;
-        match row {
-            Some(row) if row.device_active == Some(true) && row.session_active => {
-                let user: User = row.user.try_into()?;
-                Ok(user.is_active.then_some(user))
-            }
-            _ => Ok(None),
+        self.session_reads()
+            .read(self.reads(), (user_id, device_id.clone(), session_id))
+            .await
+    }
+}
+
+/// Whether each session is alive (see `active_principal`), in the order asked, in one query.
+pub(crate) async fn active_principals(
+    pool: &Pool,
+    keys: &[SessionKey],
+) -> Result<Vec<Option<User>>, StoreError> {
+    const SELECT: &str = ") SELECT a.i, u.id, u.email, u.username, u.role, u.is_active, u.last_login_at, \
+         u.created_at, u.updated_at, d.is_active AS device_active, \
+         EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = a.family_id AND t.user_id = u.id \
+                 AND t.device_id = a.device_id AND t.revoked_at IS NULL) AS session_active \
+         FROM asked a JOIN users u ON u.id = a.user_id \
+         LEFT JOIN user_devices d ON d.user_id = u.id AND d.device_id = a.device_id";
+    let rows = on_pool!(pool, |p| {
+        let mut query =
+            sqlx::QueryBuilder::new("WITH asked (i, user_id, device_id, family_id) AS (");
+        // Padded to a power of two with rows that match no user, so the text takes one of nine
+        // shapes: each connection prepares and caches (its cache holds 100) those nine, not one
+        // per batch size.
+        let padding = keys.len().next_power_of_two() - keys.len();
+        let nobody = (Uuid::nil(), "", Uuid::nil());
+        let asked = keys
+            .iter()
+            .map(|(user, device, session)| (user.as_uuid(), device.as_ref(), *session))
+            .chain(std::iter::repeat_n(nobody, padding));
+        query.push_values(
+            asked.zip(0_i64..),
+            |mut row, ((user, device, session), i)| {
+                row.push_bind(i)
+                    .push_bind(user)
+                    .push_bind(device)
+                    .push_bind(session);
+            },
+        );
+        query.push(SELECT);
+        query.build_query_as::<PrincipalRow>().fetch_all(p).await
+    })?;
+    let mut found = vec![None; keys.len()];
+    for row in rows {
+        let at = usize::try_from(row.i).ok().filter(|&at| at < keys.len());
+        let at = at.ok_or_else(|| anyhow::anyhow!("a session read answered for row {}", row.i))?;
+        if row.device_active == Some(true) && row.session_active {
+            let user: User = row.user.try_into()?;
+            found[at] = user.is_active.then_some(user);
         }
     }
+    Ok(found)
 }

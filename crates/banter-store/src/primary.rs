@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::StoreError;
 use crate::backend::{Pool, on_pool};
 use crate::group_commit::{GroupCommit, GroupCommitStats};
+use crate::session_reads::{SessionReadStats, SessionReads};
 
 #[derive(Clone, Debug)]
 pub struct PrimaryPool {
@@ -17,6 +18,8 @@ pub struct PrimaryPool {
     reads: Pool,
     /// New comments' per-video batches; shared by every clone of this pool.
     group_commit: Arc<GroupCommit>,
+    /// Session checks waiting to be read together; shared by every clone of this pool.
+    session_reads: Arc<SessionReads>,
     /// Reads of a video's row (`get_video`), shared by every clone of this pool.
     video_reads: Arc<AtomicU64>,
 }
@@ -28,6 +31,7 @@ impl PrimaryPool {
             pool,
             reads,
             group_commit: Arc::default(),
+            session_reads: Arc::default(),
             video_reads: Arc::default(),
         }
     }
@@ -39,6 +43,15 @@ impl PrimaryPool {
     /// Batches of new comments committed so far, and the comments in them.
     pub fn group_commit_stats(&self) -> GroupCommitStats {
         self.group_commit.stats()
+    }
+
+    pub(crate) fn session_reads(&self) -> &Arc<SessionReads> {
+        &self.session_reads
+    }
+
+    /// Queries that checked sessions so far, and the sessions they checked.
+    pub fn session_read_stats(&self) -> SessionReadStats {
+        self.session_reads.stats()
     }
 
     /// How many times a video's row was read here so far (the access checks' read).
