@@ -137,8 +137,13 @@ impl PrimaryPool {
         device_id: &DeviceId,
         session_id: Uuid,
     ) -> Result<Option<User>, StoreError> {
+        let pool = self.reads().clone();
+        let reader = move |keys: Vec<SessionKey>| {
+            let pool = pool.clone();
+            async move { active_principals(&pool, &keys).await }
+        };
         self.session_reads()
-            .read(self.reads(), (user_id, device_id.clone(), session_id))
+            .read((user_id, device_id.clone(), session_id), reader)
             .await
     }
 }
