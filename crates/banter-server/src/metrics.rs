@@ -28,8 +28,8 @@ pub const DB_REPLICAS_HEALTHY: &str = "banter_db_replicas_healthy";
 pub const DB_READS: &str = "banter_db_reads_total";
 /// Replica reads that failed and were retried on the primary (counter).
 pub const DB_FALLBACKS: &str = "banter_db_read_fallbacks_total";
-/// Queries that checked whether sessions are alive (counter); each checks every session asked
-/// while the one before it ran (`banter_store`'s `session_reads`).
+/// Queries that checked whether sessions are alive (counter); each checks the sessions asked
+/// while the queries before it ran (`banter_store`'s `session_reads`).
 pub const DB_SESSION_READS: &str = "banter_db_session_reads_total";
 /// Sessions those queries checked (counter): over `DB_SESSION_READS`, the mean batch.
 pub const DB_SESSION_CHECKS: &str = "banter_db_session_checks_total";

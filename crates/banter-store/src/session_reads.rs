@@ -11,8 +11,9 @@
 //! are in flight, an ask so costs what it did (one query, started at once); checks are read
 //! together only when they arrive faster than the readers' queries finish. (Two: with one, the
 //! checks of 2,000 REST posts a second waited behind each other's queries more often; four did
-//! no better than two on PostgreSQL, see `BENCHMARKS.md`.) Beyond [`MAX_QUEUED`] waiting asks a new one is refused with [`StoreError::Busy`]
-//! at once, and a failed read gives every ask in it the error.
+//! no better than two on PostgreSQL, see `BENCHMARKS.md`.) Beyond [`MAX_QUEUED`] waiting asks a
+//! new one is refused with [`StoreError::Busy`] at once, and a failed read gives every ask in it
+//! the error.
 //!
 //! Kept out: what makes a session alive (the query, `devices.rs`) and any caching of the answer
 //! (the socket gateway's `principals.rs`).
@@ -135,13 +136,15 @@ impl SessionReads {
             // Each session once, however many asked for it.
             let mut index: HashMap<&SessionKey, usize> = HashMap::new();
             let mut keys = Vec::new();
-            for ask in &batch {
-                index.entry(&ask.key).or_insert_with(|| {
-                    keys.push(ask.key.clone());
-                    keys.len() - 1
-                });
-            }
-            let places: Vec<usize> = batch.iter().map(|ask| index[&ask.key]).collect();
+            let places: Vec<usize> = batch
+                .iter()
+                .map(|ask| {
+                    *index.entry(&ask.key).or_insert_with(|| {
+                        keys.push(ask.key.clone());
+                        keys.len() - 1
+                    })
+                })
+                .collect();
             drop(index);
             let read = keys.len();
             let result = reader(keys).await.and_then(|found| {
